@@ -1,0 +1,4 @@
+//! Tower layers: authentication and scope requirements.
+
+pub mod auth;
+pub mod scopes;
