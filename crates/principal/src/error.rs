@@ -303,7 +303,9 @@ impl AuthError {
         let mut response = (self.kind.status(), axum::Json(body)).into_response();
         if self.kind.challenges() {
             if let Ok(value) = HeaderValue::try_from(self.challenge(realm)) {
-                response.headers_mut().insert(header::WWW_AUTHENTICATE, value);
+                response
+                    .headers_mut()
+                    .insert(header::WWW_AUTHENTICATE, value);
             }
         }
         response.extensions_mut().insert(self.clone());

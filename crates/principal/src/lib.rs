@@ -61,7 +61,5 @@ pub use error::{AuthError, ErrorKind, Reason};
 pub use extract::{System, User};
 pub use layer::auth::{AuthLayer, AuthLayerBuilder, LayerConfigError};
 pub use layer::scopes::RequireScopesLayer;
-pub use principal::{
-    Actor, AuthMethod, Principal, SystemAccount, UserToken, UserTokenBuilder,
-};
+pub use principal::{Actor, AuthMethod, Principal, SystemAccount, UserToken, UserTokenBuilder};
 pub use scope::{InvalidScope, Scope, Scopes};

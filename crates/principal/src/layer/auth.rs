@@ -220,7 +220,11 @@ impl AuthLayerBuilder {
         if self.bearer.is_none() && self.api_key.is_none() && self.client_certificate.is_none() {
             return Err(LayerConfigError::NoMechanism);
         }
-        if self.realm.as_deref().is_some_and(|realm| !is_valid_realm(realm)) {
+        if self
+            .realm
+            .as_deref()
+            .is_some_and(|realm| !is_valid_realm(realm))
+        {
             return Err(LayerConfigError::InvalidRealm);
         }
 
@@ -273,7 +277,10 @@ impl Shared {
         };
         // `extract` only reads sources that have an authenticator.
         let authenticator = authenticator.ok_or(AuthError::internal(Reason::Misconfigured))?;
-        authenticator.authenticate(&credential, parts).await.map(Some)
+        authenticator
+            .authenticate(&credential, parts)
+            .await
+            .map(Some)
     }
 }
 

@@ -69,7 +69,8 @@ impl RequireScopesLayer {
         I: IntoIterator<Item = T>,
         T: AsRef<str>,
     {
-        Self::try_any(scopes).expect("scopes in RequireScopesLayer::any must be valid and non-empty")
+        Self::try_any(scopes)
+            .expect("scopes in RequireScopesLayer::any must be valid and non-empty")
     }
 
     /// Requires every one of `scopes`, or fails on an invalid scope.
