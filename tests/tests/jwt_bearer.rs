@@ -1,5 +1,9 @@
 //! JWT bearer authentication end to end: a real issuer serving its JWKS over
 //! loopback HTTP, the real `AuthLayer` in an axum server, and reqwest as client.
+#![allow(
+    clippy::unwrap_used,
+    reason = "a test should fail loudly at the first surprise"
+)]
 
 use std::time::Duration;
 

@@ -49,6 +49,9 @@ pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 ///         })
 ///     }
 /// }
+///
+/// let layer = tower_principal::AuthLayer::new(Fixed);
+/// # let _ = layer;
 /// ```
 pub trait Authenticator: Send + Sync + 'static {
     /// Verifies `credential` and returns who presented it.

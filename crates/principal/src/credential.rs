@@ -190,17 +190,17 @@ impl CredentialSources {
     /// );
     /// ```
     pub fn extract(&self, parts: &Parts) -> Result<Option<Credential>, AuthError> {
-        let from_authorization = self.from_authorization(parts)?;
-        let from_api_key_header = self.from_api_key_header(parts)?;
+        let read_authorization = self.read_authorization(parts)?;
+        let read_api_key_header = self.read_api_key_header(parts)?;
 
-        match (from_authorization, from_api_key_header) {
+        match (read_authorization, read_api_key_header) {
             (Some(_), Some(_)) => Err(AuthError::invalid_request(Reason::MultipleCredentials)),
             (Some(credential), None) | (None, Some(credential)) => Ok(Some(credential)),
-            (None, None) => Ok(self.from_certificate(parts)),
+            (None, None) => Ok(self.read_certificate(parts)),
         }
     }
 
-    fn from_authorization(&self, parts: &Parts) -> Result<Option<Credential>, AuthError> {
+    fn read_authorization(&self, parts: &Parts) -> Result<Option<Credential>, AuthError> {
         let Some(value) = single_header(parts, &header::AUTHORIZATION)? else {
             return Ok(None);
         };
@@ -221,7 +221,7 @@ impl CredentialSources {
         Ok(Some(make(token.to_owned())))
     }
 
-    fn from_api_key_header(&self, parts: &Parts) -> Result<Option<Credential>, AuthError> {
+    fn read_api_key_header(&self, parts: &Parts) -> Result<Option<Credential>, AuthError> {
         if !self.api_key {
             return Ok(None);
         }
@@ -235,7 +235,7 @@ impl CredentialSources {
         Ok(Some(Credential::ApiKey(key.to_owned())))
     }
 
-    fn from_certificate(&self, parts: &Parts) -> Option<Credential> {
+    fn read_certificate(&self, parts: &Parts) -> Option<Credential> {
         if !self.client_certificate {
             return None;
         }

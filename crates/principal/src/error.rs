@@ -301,12 +301,12 @@ impl AuthError {
             "error_description": self.kind.description(),
         });
         let mut response = (self.kind.status(), axum::Json(body)).into_response();
-        if self.kind.challenges() {
-            if let Ok(value) = HeaderValue::try_from(self.challenge(realm)) {
-                response
-                    .headers_mut()
-                    .insert(header::WWW_AUTHENTICATE, value);
-            }
+        if self.kind.challenges()
+            && let Ok(value) = HeaderValue::try_from(self.challenge(realm))
+        {
+            response
+                .headers_mut()
+                .insert(header::WWW_AUTHENTICATE, value);
         }
         response.extensions_mut().insert(self.clone());
         response

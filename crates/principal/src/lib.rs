@@ -21,6 +21,7 @@
 //! # Example
 //!
 //! ```
+//! # #![allow(dead_code)]
 //! use axum::{Router, routing::get};
 //! use tower_principal::{AuthLayer, Authenticator, Principal, RequireScopesLayer};
 //!

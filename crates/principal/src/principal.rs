@@ -191,8 +191,11 @@ impl Actor {
 /// Built by an authenticator (such as the JWT one) after the signature and the
 /// registered claims have been checked. The full claim set is kept and can be
 /// deserialized into an application's own type with [`UserToken::claims`].
+/// Cheap to clone: the fields are shared.
 #[derive(Clone)]
-pub struct UserToken {
+pub struct UserToken(Arc<TokenFields>);
+
+struct TokenFields {
     subject: String,
     issuer: String,
     audiences: Vec<String>,
@@ -216,7 +219,7 @@ impl UserToken {
         issuer: impl Into<String>,
         expires_at: SystemTime,
     ) -> UserTokenBuilder {
-        UserTokenBuilder(Self {
+        UserTokenBuilder(TokenFields {
             subject: subject.into(),
             issuer: issuer.into(),
             audiences: Vec::new(),
@@ -233,57 +236,57 @@ impl UserToken {
 
     /// The `sub` claim.
     pub fn subject(&self) -> &str {
-        &self.subject
+        &self.0.subject
     }
 
     /// The `iss` claim.
     pub fn issuer(&self) -> &str {
-        &self.issuer
+        &self.0.issuer
     }
 
     /// The `aud` claim, as a list.
     pub fn audiences(&self) -> &[String] {
-        &self.audiences
+        &self.0.audiences
     }
 
     /// When the token expires (`exp`).
     pub fn expires_at(&self) -> SystemTime {
-        self.expires_at
+        self.0.expires_at
     }
 
     /// When the token was issued (`iat`), if it says.
     pub fn issued_at(&self) -> Option<SystemTime> {
-        self.issued_at
+        self.0.issued_at
     }
 
     /// The `jti` claim.
     pub fn jwt_id(&self) -> Option<&str> {
-        self.jwt_id.as_deref()
+        self.0.jwt_id.as_deref()
     }
 
     /// The OAuth client the token was issued to (`client_id`, RFC 9068).
     pub fn client_id(&self) -> Option<&str> {
-        self.client_id.as_deref()
+        self.0.client_id.as_deref()
     }
 
     /// The granted scopes, from `scope` (and `scp`, if present).
     pub fn scopes(&self) -> &Scopes {
-        &self.scopes
+        &self.0.scopes
     }
 
     /// The current actor of an RFC 8693 delegation (`act` claim), if any.
     pub fn actor(&self) -> Option<&Actor> {
-        self.actor.as_ref()
+        self.0.actor.as_ref()
     }
 
     /// How the token was presented and verified.
     pub fn method(&self) -> &AuthMethod {
-        &self.method
+        &self.0.method
     }
 
     /// The raw claim set as JSON.
     pub fn raw_claims(&self) -> &Value {
-        &self.claims
+        &self.0.claims
     }
 
     /// Deserializes the claim set into the caller's own type.
@@ -305,7 +308,7 @@ impl UserToken {
     /// assert_eq!(claims.tenant, "acme");
     /// ```
     pub fn claims<T: DeserializeOwned>(&self) -> Result<T, serde_json::Error> {
-        T::deserialize(&*self.claims)
+        T::deserialize(&*self.0.claims)
     }
 }
 
@@ -313,21 +316,28 @@ impl UserToken {
 impl fmt::Debug for UserToken {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("UserToken")
-            .field("subject", &self.subject)
-            .field("issuer", &self.issuer)
-            .field("audiences", &self.audiences)
-            .field("expires_at", &self.expires_at)
-            .field("client_id", &self.client_id)
-            .field("scopes", &self.scopes)
-            .field("actor", &self.actor)
-            .field("method", &self.method)
+            .field("subject", &self.0.subject)
+            .field("issuer", &self.0.issuer)
+            .field("audiences", &self.0.audiences)
+            .field("expires_at", &self.0.expires_at)
+            .field("client_id", &self.0.client_id)
+            .field("scopes", &self.0.scopes)
+            .field("actor", &self.0.actor)
+            .field("method", &self.0.method)
             .finish_non_exhaustive()
     }
 }
 
 /// Builds a [`UserToken`]; see [`UserToken::builder`].
-#[derive(Debug)]
-pub struct UserTokenBuilder(UserToken);
+pub struct UserTokenBuilder(TokenFields);
+
+impl fmt::Debug for UserTokenBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("UserTokenBuilder")
+            .field("subject", &self.0.subject)
+            .finish_non_exhaustive()
+    }
+}
 
 impl UserTokenBuilder {
     /// Sets the audiences (`aud`).
@@ -380,6 +390,6 @@ impl UserTokenBuilder {
 
     /// Finishes the token.
     pub fn build(self) -> UserToken {
-        self.0
+        UserToken(Arc::new(self.0))
     }
 }

@@ -167,6 +167,7 @@ impl fmt::Debug for AuthLayer {
 ///     .realm("orders")
 ///     .build()
 ///     .unwrap();
+/// assert!(format!("{layer:?}").contains("api_key: true"));
 /// ```
 #[derive(Default)]
 pub struct AuthLayerBuilder {

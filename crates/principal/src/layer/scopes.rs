@@ -37,6 +37,7 @@ enum Match {
 /// let orders: Router = Router::new()
 ///     .route("/orders", get(|| async { "[]" }))
 ///     .route_layer(RequireScopesLayer::all(["orders:read"]));
+/// # let _ = orders;
 /// ```
 #[derive(Clone)]
 pub struct RequireScopesLayer {
