@@ -32,6 +32,7 @@
 
 mod issuer;
 mod keys;
+pub mod pki;
 mod server;
 
 pub use issuer::{JwksBehaviour, TestIssuer, TokenBuilder};

@@ -35,12 +35,8 @@ pub enum ClientAuth {
 /// use tower_principal_mtls::{ClientAuth, TlsServerConfig};
 ///
 /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
-/// # let mut ca_params = rcgen::CertificateParams::default();
-/// # ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
-/// # let ca = rcgen::CertifiedIssuer::self_signed(ca_params, rcgen::KeyPair::generate()?)?;
-/// # let key = rcgen::KeyPair::generate()?;
-/// # let cert = rcgen::CertificateParams::new(vec!["localhost".into()])?.signed_by(&key, &ca)?;
-/// # let (server_chain, server_key, client_ca) = (cert.pem(), key.serialize_pem(), ca.pem());
+/// # let pki = tower_principal_testing::pki::TestPki::new();
+/// # let (server_chain, server_key, client_ca) = (pki.server.cert, pki.server.key, pki.ca.cert_pem());
 /// let tls = TlsServerConfig::builder()
 ///     .server_cert_pem(server_chain)
 ///     .server_key_pem(server_key)
