@@ -3,14 +3,15 @@
 
 use std::sync::{Arc, Mutex, PoisonError};
 
-use axum::extract::State;
+use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::{Value, json};
-use tower_principal::{AuthLayer, Principal, RequireScopesLayer, User};
-use tower_principal_jwt::JwtValidator;
+use tower_principal::{AuthError, AuthLayer, Principal, RequireScopesLayer, Scopes, User};
+
+use crate::config::Mechanisms;
 
 /// The realm named in every challenge.
 pub(crate) const REALM: &str = "ecommerce";
@@ -23,12 +24,21 @@ struct Orders {
 
 type Shared = Arc<Mutex<Orders>>;
 
-/// Builds the whole application from the two validators.
-pub(crate) fn router(orders: JwtValidator, reports: JwtValidator) -> Router {
-    let orders_auth = AuthLayer::new(orders)
-        .with_realm(REALM)
-        .expect("the realm is a valid quoted string");
-    let reports_auth = AuthLayer::new(reports)
+/// Builds the whole application. The orders API takes bearer tokens, and API
+/// keys and client certificates when configured; the reports API takes only
+/// bearer tokens issued for the reports audience.
+pub(crate) fn router(mechanisms: Mechanisms) -> Router {
+    let mut orders_auth = AuthLayer::builder().bearer(mechanisms.orders).realm(REALM);
+    if let Some((api_keys, header)) = mechanisms.api_keys {
+        orders_auth = orders_auth.api_key(api_keys).api_key_header(header);
+    }
+    if let Some(certificates) = mechanisms.certificates {
+        orders_auth = orders_auth.client_certificate(certificates);
+    }
+    let orders_auth = orders_auth
+        .build()
+        .expect("a bearer mechanism and a valid realm");
+    let reports_auth = AuthLayer::new(mechanisms.reports)
         .with_realm(REALM)
         .expect("the realm is a valid quoted string");
     let store: Shared = Arc::default();
@@ -66,9 +76,32 @@ async fn whoami(principal: Principal) -> Json<Value> {
     }))
 }
 
-async fn list_orders(State(store): State<Shared>) -> Json<Value> {
+#[derive(Deserialize)]
+struct ListQuery {
+    status: Option<String>,
+}
+
+/// `GET /orders` needs `orders:read`; the processing queue
+/// (`?status=pending`) also needs `orders:process`.
+async fn list_orders(
+    State(store): State<Shared>,
+    principal: Principal,
+    Query(query): Query<ListQuery>,
+) -> Result<Json<Value>, AuthError> {
+    let status = query.status.as_deref();
+    if status == Some("pending") && !principal.has_scope("orders:process") {
+        let required = Scopes::parse_space_delimited("orders:process").unwrap_or_default();
+        let error = AuthError::insufficient_scope(required);
+        error.log();
+        return Err(error);
+    }
     let orders = store.lock().unwrap_or_else(PoisonError::into_inner);
-    Json(json!({ "orders": orders.items }))
+    let selected: Vec<&Value> = orders
+        .items
+        .iter()
+        .filter(|order| status.is_none_or(|status| order["status"] == status))
+        .collect();
+    Ok(Json(json!({ "orders": selected })))
 }
 
 #[derive(Deserialize)]

@@ -1,14 +1,21 @@
 //! The TOML configuration of the example (see README.md for every key).
 
 use std::net::SocketAddr;
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde::Deserialize;
+use tower_principal_apikey::{ApiKeyAuthenticator, FileStore, KeyPrefix, MemoryStore};
 use tower_principal_jwt::{Algorithm, JwksCache, JwtValidator, TypPolicy};
+use tower_principal_mtls::{
+    CertificateMapper, ClientAuth, ClientCertHeaderConfig, MappingConfig, TlsServerConfig,
+};
 
 /// Where the resource server listens unless told otherwise.
 pub(crate) const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
+/// Where the TLS listener of the demo listens unless told otherwise.
+pub(crate) const DEFAULT_TLS_LISTEN: &str = "127.0.0.1:8443";
 /// The audience the reports router accepts unless told otherwise.
 pub(crate) const DEFAULT_REPORTS_AUDIENCE: &str = "reporting-service";
 
@@ -20,6 +27,9 @@ pub(crate) struct Config {
     pub(crate) jwt: JwtSection,
     #[serde(default)]
     pub(crate) reports: ReportsSection,
+    pub(crate) api_keys: Option<ApiKeySection>,
+    pub(crate) tls: Option<TlsSection>,
+    pub(crate) proxy: Option<ClientCertHeaderConfig>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -68,6 +78,47 @@ impl Default for ReportsSection {
     }
 }
 
+/// `[api_keys]`: where system-account API keys come from.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ApiKeySection {
+    /// A TOML key store, reloaded on change and on SIGHUP.
+    pub(crate) file: Option<PathBuf>,
+    /// An environment variable holding the same TOML (used when `file` is absent).
+    pub(crate) env: Option<String>,
+    #[serde(default = "default_prefix")]
+    pub(crate) prefix: String,
+    /// The header carrying a key besides `Authorization: ApiKey`.
+    #[serde(default = "default_api_key_header")]
+    pub(crate) header: String,
+    #[serde(default = "default_poll")]
+    pub(crate) poll_interval_secs: u64,
+}
+
+/// `[tls]`: the TLS listener, client certificate verification and mapping.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct TlsSection {
+    pub(crate) listen: SocketAddr,
+    pub(crate) cert: PathBuf,
+    pub(crate) key: PathBuf,
+    pub(crate) client_ca: PathBuf,
+    #[serde(default)]
+    pub(crate) client_auth: ClientAuthSetting,
+    #[serde(default)]
+    pub(crate) crls: Vec<PathBuf>,
+    #[serde(default)]
+    pub(crate) mapping: MappingConfig,
+}
+
+#[derive(Debug, Default, Clone, Copy, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub(crate) enum ClientAuthSetting {
+    #[default]
+    Optional,
+    Required,
+}
+
 fn default_listen() -> SocketAddr {
     DEFAULT_LISTEN
         .parse()
@@ -94,6 +145,15 @@ fn default_max_body() -> usize {
 fn default_reports_audience() -> String {
     DEFAULT_REPORTS_AUDIENCE.to_owned()
 }
+fn default_prefix() -> String {
+    "tp".to_owned()
+}
+fn default_api_key_header() -> String {
+    "x-api-key".to_owned()
+}
+fn default_poll() -> u64 {
+    10
+}
 
 /// A configuration problem, reported before anything starts (exit code 2).
 #[derive(Debug, thiserror::Error)]
@@ -107,30 +167,42 @@ pub(crate) enum ConfigProblem {
     Parse { path: String, message: String },
     #[error("invalid [jwt] settings: {0}")]
     Jwt(#[from] tower_principal_jwt::ConfigError),
+    #[error("invalid [api_keys] settings: {0}")]
+    ApiKeys(String),
+    #[error("invalid [tls] settings: {0}")]
+    Tls(String),
+}
+
+pub(crate) fn read_file(path: &Path) -> Result<String, ConfigProblem> {
+    std::fs::read_to_string(path).map_err(|source| ConfigProblem::Read {
+        path: path.display().to_string(),
+        source,
+    })
 }
 
 impl Config {
     pub(crate) fn load(path: &Path) -> Result<Self, ConfigProblem> {
-        let display = path.display().to_string();
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigProblem::Read {
-            path: display.clone(),
-            source,
-        })?;
+        let text = read_file(path)?;
         toml::from_str(&text).map_err(|error| ConfigProblem::Parse {
-            path: display,
+            path: path.display().to_string(),
             message: error.to_string(),
         })
     }
 }
 
-/// The validators of the two routers, sharing one key cache.
-pub(crate) struct Validators {
+/// Everything that authenticates, built from configuration.
+pub(crate) struct Mechanisms {
     pub(crate) orders: JwtValidator,
     pub(crate) reports: JwtValidator,
+    pub(crate) api_keys: Option<(ApiKeyAuthenticator, http::HeaderName)>,
+    pub(crate) certificates: Option<CertificateMapper>,
 }
 
 impl JwtSection {
-    pub(crate) fn validators(&self, reports_audience: &str) -> Result<Validators, ConfigProblem> {
+    pub(crate) fn validators(
+        &self,
+        reports_audience: &str,
+    ) -> Result<(JwtValidator, JwtValidator), ConfigProblem> {
         let keys = JwksCache::builder(&self.jwks_uri)
             .ttl(Duration::from_secs(self.jwks_ttl_secs))
             .refresh_cooldown(Duration::from_secs(self.jwks_refresh_cooldown_secs))
@@ -151,7 +223,57 @@ impl JwtSection {
         }
         let orders = builder.build()?;
         let reports = orders.for_audiences([reports_audience])?;
-        Ok(Validators { orders, reports })
+        Ok((orders, reports))
+    }
+}
+
+impl ApiKeySection {
+    /// Needs a tokio runtime: the file store watches its file.
+    pub(crate) fn authenticator(
+        &self,
+    ) -> Result<(ApiKeyAuthenticator, http::HeaderName), ConfigProblem> {
+        let problem = |e: &dyn std::fmt::Display| ConfigProblem::ApiKeys(e.to_string());
+        let prefix = KeyPrefix::new(&self.prefix).map_err(|e| problem(&e))?;
+        let header =
+            http::HeaderName::from_bytes(self.header.as_bytes()).map_err(|e| problem(&e))?;
+        let authenticator = match (&self.file, &self.env) {
+            (Some(file), _) => {
+                let store = FileStore::builder(file)
+                    .poll_interval(Duration::from_secs(self.poll_interval_secs.max(1)))
+                    .build()
+                    .map_err(|e| problem(&e))?;
+                ApiKeyAuthenticator::new(store)
+            }
+            (None, Some(var)) => {
+                let store = MemoryStore::from_env(var).map_err(|e| problem(&e))?;
+                ApiKeyAuthenticator::new(store)
+            }
+            (None, None) => return Err(problem(&"set `file` or `env`")),
+        };
+        Ok((authenticator.with_prefix(prefix), header))
+    }
+}
+
+impl TlsSection {
+    pub(crate) fn server_config(&self) -> Result<Arc<rustls::ServerConfig>, ConfigProblem> {
+        let mut builder = TlsServerConfig::builder()
+            .server_cert_pem(read_file(&self.cert)?)
+            .server_key_pem(read_file(&self.key)?)
+            .client_ca_pem(read_file(&self.client_ca)?)
+            .client_auth(match self.client_auth {
+                ClientAuthSetting::Optional => ClientAuth::Optional,
+                ClientAuthSetting::Required => ClientAuth::Required,
+            });
+        for crl in &self.crls {
+            builder = builder.crl_pem(read_file(crl)?);
+        }
+        builder
+            .build()
+            .map_err(|e| ConfigProblem::Tls(e.to_string()))
+    }
+
+    pub(crate) fn mapper(&self) -> Result<CertificateMapper, ConfigProblem> {
+        CertificateMapper::new(self.mapping.clone()).map_err(|e| ConfigProblem::Tls(e.to_string()))
     }
 }
 
@@ -159,29 +281,48 @@ impl JwtSection {
 mod tests {
     use super::*;
 
+    const MINIMAL: &str = r#"
+        [jwt]
+        issuer = "https://idp.example.com/"
+        audiences = ["orders-api"]
+        jwks_uri = "http://127.0.0.1:9000/jwks.json"
+    "#;
+
     #[test]
     fn minimal_config_gets_defaults() {
-        let config: Config = toml::from_str(
-            r#"
-            [jwt]
-            issuer = "https://idp.example.com/"
-            audiences = ["orders-api"]
-            jwks_uri = "http://127.0.0.1:9000/jwks.json"
-            "#,
-        )
-        .unwrap();
+        let config: Config = toml::from_str(MINIMAL).unwrap();
         assert_eq!(config.listen, default_listen());
         assert_eq!(config.reports.audience, "reporting-service");
         assert_eq!(config.jwt.leeway_secs, 60);
+        assert!(config.api_keys.is_none() && config.tls.is_none() && config.proxy.is_none());
         assert!(config.jwt.validators("reporting-service").is_ok());
     }
 
     #[test]
     fn unknown_keys_and_bad_values_are_errors() {
-        let typo = "[jwt]\nissuer = \"i\"\naudiences = [\"a\"]\njwks_uri = \"http://x/\"\naudience = \"a\"";
-        assert!(toml::from_str::<Config>(typo).is_err());
+        let typo = format!("{MINIMAL}\naudience = \"a\"");
+        assert!(toml::from_str::<Config>(&typo).is_err());
         let alg = "[jwt]\nissuer = \"i\"\naudiences = [\"a\"]\njwks_uri = \"http://x/\"\nalgorithms = [\"none\"]";
         assert!(toml::from_str::<Config>(alg).is_err());
+        let rule = format!(
+            "{MINIMAL}\n[tls]\nlisten = \"127.0.0.1:0\"\ncert = \"c\"\nkey = \"k\"\nclient_ca = \"ca\"\n[[tls.mapping.rules]]\nuri_san = \"spiffe://x\"\ndns_san = \"x\"\naccount = \"a\"\n"
+        );
+        assert!(
+            toml::from_str::<Config>(&rule).is_err(),
+            "a rule has one matcher"
+        );
+    }
+
+    #[test]
+    fn full_config_parses() {
+        let text = format!(
+            "{MINIMAL}\n[api_keys]\nfile = \"keys.toml\"\nprefix = \"tp\"\n\n[tls]\nlisten = \"127.0.0.1:8443\"\ncert = \"server.pem\"\nkey = \"server.key\"\nclient_ca = \"ca.pem\"\nclient_auth = \"required\"\n[[tls.mapping.rules]]\nuri_san = \"spiffe://ecommerce/order-processor\"\naccount = \"order-processor\"\nscopes = [\"orders:read\", \"orders:process\"]\n\n[proxy]\ntrusted_proxies = [\"127.0.0.1\"]\n"
+        );
+        let config: Config = toml::from_str(&text).unwrap();
+        let tls = config.tls.unwrap();
+        assert!(matches!(tls.client_auth, ClientAuthSetting::Required));
+        assert!(tls.mapper().is_ok());
+        assert!(config.proxy.is_some());
     }
 
     #[test]

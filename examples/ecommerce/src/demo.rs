@@ -1,24 +1,47 @@
-//! The embedded demo issuer: fresh keys, a JWKS on loopback, demo tokens.
+//! The embedded demo: an issuer with fresh keys and a JWKS on loopback, a
+//! demo PKI on disk, an `order-processor` API key, and the commands to try.
 
 use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
-use axum::Router;
 use serde_json::json;
+use tower_principal::Scopes;
+use tower_principal_apikey::{
+    AccountName, ApiKey, ApiKeyAuthenticator, KeyPrefix, MemoryStore, StoredKey,
+};
 use tower_principal_jwt::{JwksCache, JwtValidator};
+use tower_principal_mtls::{
+    CertificateMapper, ClientAuth, MappingConfig, MappingRule, Matcher, TlsServerConfig,
+};
+use tower_principal_testing::pki::{ORDER_PROCESSOR, TestCa};
 use tower_principal_testing::{KeyError, TestIssuer};
 
-use crate::app;
-use crate::config::DEFAULT_REPORTS_AUDIENCE;
+use crate::config::{DEFAULT_REPORTS_AUDIENCE, Mechanisms};
 
 /// The audience of the orders API in demo mode.
 const ORDERS_AUDIENCE: &str = "orders-api";
 /// Lifetime of the printed demo tokens: 12 hours.
 const TOKEN_LIFETIME_SECS: i64 = 12 * 3600;
+/// The system account of the demo.
+const ACCOUNT: &str = "order-processor";
+/// Its scopes.
+const ACCOUNT_SCOPES: &str = "orders:read orders:process";
+
+const CA_FILE: &str = "ca.pem";
+const SERVER_CERT_FILE: &str = "server.pem";
+const SERVER_KEY_FILE: &str = "server.key";
+const CLIENT_CERT_FILE: &str = "order-processor.pem";
+const CLIENT_KEY_FILE: &str = "order-processor.key";
 
 pub(crate) struct Demo {
     issuer: TestIssuer,
     orders: JwtValidator,
     reports: JwtValidator,
+    api_key: ApiKey,
+    api_keys: MemoryStore,
+    dir: PathBuf,
+    created_pki: bool,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -29,11 +52,19 @@ pub(crate) enum DemoError {
     Config(#[from] tower_principal_jwt::ConfigError),
     #[error("the demo JWKS could not be fetched: {0}")]
     Fetch(#[from] tower_principal_jwt::FetchError),
+    #[error("demo files in {dir}: {source}")]
+    Files { dir: String, source: std::io::Error },
+    #[error("demo setup failed: {0}")]
+    Setup(String),
 }
 
-/// Starts the demo issuer and validators that trust it, keys already fetched
-/// over HTTP like from any external issuer.
-pub(crate) async fn start() -> Result<Demo, DemoError> {
+fn setup(error: impl std::fmt::Display) -> DemoError {
+    DemoError::Setup(error.to_string())
+}
+
+/// Starts the demo issuer and validators that trust it (keys fetched over
+/// HTTP like from any external issuer), and makes sure the demo PKI exists.
+pub(crate) async fn start(dir: &Path) -> Result<Demo, DemoError> {
     let issuer = TestIssuer::start().await?;
     let keys = JwksCache::builder(issuer.jwks_uri()).build()?;
     keys.refresh().await?;
@@ -42,16 +73,81 @@ pub(crate) async fn start() -> Result<Demo, DemoError> {
         .jwks(keys)
         .build()?;
     let reports = orders.for_audiences([DEFAULT_REPORTS_AUDIENCE])?;
+
+    let api_key = ApiKey::generate(&KeyPrefix::default()).map_err(setup)?;
+    let scopes = Scopes::parse_space_delimited(ACCOUNT_SCOPES).map_err(setup)?;
+    let account = AccountName::new(ACCOUNT).map_err(setup)?;
+    let stored = StoredKey::new(api_key.id().clone(), account, scopes, api_key.secret_hash());
+    let api_keys = MemoryStore::new([stored]).map_err(setup)?;
+
+    let created_pki = ensure_pki(dir).map_err(|source| DemoError::Files {
+        dir: dir.display().to_string(),
+        source,
+    })?;
     Ok(Demo {
         issuer,
         orders,
         reports,
+        api_key,
+        api_keys,
+        dir: dir.to_owned(),
+        created_pki,
     })
 }
 
+/// Writes a CA, a server and an `order-processor` client certificate into
+/// `dir` unless they are there; returns whether it wrote them.
+fn ensure_pki(dir: &Path) -> std::io::Result<bool> {
+    let files = [
+        CA_FILE,
+        SERVER_CERT_FILE,
+        SERVER_KEY_FILE,
+        CLIENT_CERT_FILE,
+        CLIENT_KEY_FILE,
+    ];
+    if files.iter().all(|name| dir.join(name).is_file()) {
+        return Ok(false);
+    }
+    std::fs::create_dir_all(dir)?;
+    let ca = TestCa::new("tower-principal demo CA");
+    let server = ca.server();
+    let client = ca.client(ORDER_PROCESSOR);
+    std::fs::write(dir.join(CA_FILE), ca.cert_pem())?;
+    std::fs::write(dir.join(SERVER_CERT_FILE), &server.cert)?;
+    std::fs::write(dir.join(SERVER_KEY_FILE), &server.key)?;
+    std::fs::write(dir.join(CLIENT_CERT_FILE), &client.cert)?;
+    std::fs::write(dir.join(CLIENT_KEY_FILE), &client.key)?;
+    Ok(true)
+}
+
 impl Demo {
-    pub(crate) fn router(&self) -> Router {
-        app::router(self.orders.clone(), self.reports.clone())
+    pub(crate) fn mechanisms(&self) -> Result<Mechanisms, DemoError> {
+        let scopes: Vec<String> = ACCOUNT_SCOPES.split(' ').map(str::to_owned).collect();
+        let rule = MappingRule::new(Matcher::UriSan(ORDER_PROCESSOR.to_owned()), ACCOUNT, scopes);
+        let mapper = CertificateMapper::new(MappingConfig::new(vec![rule])).map_err(setup)?;
+        let header = http::HeaderName::from_static("x-api-key");
+        Ok(Mechanisms {
+            orders: self.orders.clone(),
+            reports: self.reports.clone(),
+            api_keys: Some((ApiKeyAuthenticator::new(self.api_keys.clone()), header)),
+            certificates: Some(mapper),
+        })
+    }
+
+    pub(crate) fn tls_config(&self) -> Result<Arc<rustls::ServerConfig>, DemoError> {
+        let read = |name: &str| {
+            std::fs::read(self.dir.join(name)).map_err(|source| DemoError::Files {
+                dir: self.dir.display().to_string(),
+                source,
+            })
+        };
+        TlsServerConfig::builder()
+            .server_cert_pem(read(SERVER_CERT_FILE)?)
+            .server_key_pem(read(SERVER_KEY_FILE)?)
+            .client_ca_pem(read(CA_FILE)?)
+            .client_auth(ClientAuth::Optional)
+            .build()
+            .map_err(setup)
     }
 
     fn mint(
@@ -69,7 +165,7 @@ impl Demo {
             .expires_in(TOKEN_LIFETIME_SECS)
     }
 
-    pub(crate) fn print_instructions(&self, addr: SocketAddr) {
+    pub(crate) fn print_instructions(&self, addr: SocketAddr, tls_addr: SocketAddr) {
         let alice = self.mint("alice", ORDERS_AUDIENCE, "orders:read").sign();
         let writer = self
             .mint("bob", ORDERS_AUDIENCE, "orders:read orders:write")
@@ -81,35 +177,59 @@ impl Demo {
             .sign();
         let no_scope = self.mint("carol", ORDERS_AUDIENCE, "profile").sign();
         let base = format!("http://{addr}");
+        let tls = format!("https://{tls_addr}");
+        let dir = self.dir.display();
+        let mtls = format!(
+            "--cacert {dir}/{CA_FILE} --cert {dir}/{CLIENT_CERT_FILE} --key {dir}/{CLIENT_KEY_FILE}"
+        );
 
         println!("tower-principal e-commerce demo");
-        println!("  resource server : {base}");
+        println!("  resource server : {base} and {tls} (TLS, client certificates optional)");
         println!(
             "  demo issuer     : {} (JWKS: {})",
             self.issuer.issuer(),
             self.issuer.jwks_uri()
         );
+        let pki_state = if self.created_pki {
+            "created"
+        } else {
+            "reused"
+        };
+        println!(
+            "  demo PKI        : {dir} ({pki_state}: CA, server and order-processor certificates)"
+        );
         println!();
-        println!("Demo tokens, valid for 12 hours; paste these into your shell:");
+        println!("Demo credentials; paste these into your shell (tokens valid for 12 hours,");
+        println!("the API key until this process exits):");
         println!("export ALICE_TOKEN='{alice}'");
         println!("export WRITER_TOKEN='{writer}'");
         println!("export REPORTS_TOKEN='{reports}'");
         println!("export NO_SCOPE_TOKEN='{no_scope}'");
+        println!(
+            "export ORDER_PROCESSOR_KEY='{}'",
+            self.api_key.expose_secret()
+        );
         println!();
         println!("Then try (expected status at the end of each line):");
+        let json = "-H 'content-type: application/json' -d '{\"item\":\"book\"}'";
         let lines = [
             format!("curl -i {base}/healthz  # 200"),
             format!("curl -i {base}/whoami  # 401 (no credentials)"),
-            format!("curl -i -H \"Authorization: Bearer $ALICE_TOKEN\" {base}/whoami  # 200"),
+            format!(
+                "curl -i -H \"Authorization: Bearer $ALICE_TOKEN\" {base}/whoami  # 200 (kind user)"
+            ),
             format!("curl -i -H \"Authorization: Bearer $ALICE_TOKEN\" {base}/orders  # 200"),
             format!(
-                "curl -i -X POST -H \"Authorization: Bearer $ALICE_TOKEN\" -H 'content-type: application/json' -d '{{\"item\":\"book\"}}' {base}/orders  # 403 (needs orders:write)"
+                "curl -i -X POST -H \"Authorization: Bearer $ALICE_TOKEN\" {json} {base}/orders  # 403 (needs orders:write)"
             ),
             format!(
-                "curl -i -X POST -H \"Authorization: Bearer $WRITER_TOKEN\" -H 'content-type: application/json' -d '{{\"item\":\"book\"}}' {base}/orders  # 201"
+                "curl -i -X POST -H \"Authorization: Bearer $WRITER_TOKEN\" {json} {base}/orders  # 201"
             ),
             format!(
                 "curl -i -H \"Authorization: Bearer $NO_SCOPE_TOKEN\" {base}/orders  # 403 (insufficient_scope)"
+            ),
+            format!(
+                "curl -i -H \"Authorization: Bearer $ALICE_TOKEN\" '{base}/orders?status=pending'  # 403 (needs orders:process)"
             ),
             format!(
                 "curl -i -X POST -H \"Authorization: Bearer $REPORTS_TOKEN\" {base}/reports  # 202 (audit log line on stderr)"
@@ -119,6 +239,26 @@ impl Demo {
             ),
             format!(
                 "curl -i -H \"Authorization: Bearer not.a.token\" {base}/whoami  # 401 (invalid_token)"
+            ),
+            format!(
+                "curl -i -H \"X-Api-Key: $ORDER_PROCESSOR_KEY\" {base}/whoami  # 200 (kind system)"
+            ),
+            format!(
+                "curl -i -H \"Authorization: ApiKey $ORDER_PROCESSOR_KEY\" '{base}/orders?status=pending'  # 200"
+            ),
+            format!(
+                "curl -i -X POST -H \"X-Api-Key: $ORDER_PROCESSOR_KEY\" {json} {base}/orders  # 403 (order-processor lacks orders:write)"
+            ),
+            format!(
+                "curl -i -H \"X-Api-Key: tp_nosuchkey_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA\" {base}/whoami  # 401 (invalid_token)"
+            ),
+            format!("curl -i {mtls} {tls}/whoami  # 200 (kind system, over mTLS)"),
+            format!("curl -i {mtls} '{tls}/orders?status=pending'  # 200"),
+            format!(
+                "curl -i -X POST {mtls} {json} {tls}/orders  # 403 (order-processor lacks orders:write)"
+            ),
+            format!(
+                "curl -i --cacert {dir}/{CA_FILE} -H \"Authorization: Bearer $ALICE_TOKEN\" {tls}/whoami  # 200 (bearer over TLS without a client certificate)"
             ),
         ];
         for line in lines {

@@ -1,9 +1,9 @@
 //! The e-commerce example: an orders API and a reports endpoint protected by
 //! tower-principal.
 //!
-//! With no arguments it starts an embedded demo issuer on loopback and prints
-//! ready-to-paste curl commands; with `--config FILE` it trusts an external
-//! issuer. See README.md.
+//! With no arguments it starts an embedded demo issuer on loopback, writes a
+//! demo PKI, serves plain HTTP and TLS, and prints ready-to-paste curl
+//! commands; with `--config FILE` it trusts an external issuer. See README.md.
 #![forbid(unsafe_code)]
 
 mod app;
@@ -11,13 +11,16 @@ mod config;
 mod demo;
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::Arc;
 use std::time::Duration;
 
+use axum::Router;
 use clap::Parser;
+use tower_principal_mtls::ClientCertHeaderLayer;
 
-use crate::config::{Config, DEFAULT_LISTEN};
+use crate::config::{Config, ConfigProblem, DEFAULT_LISTEN, DEFAULT_TLS_LISTEN, Mechanisms};
 
 /// Orders and reports resource server protected by tower-principal.
 #[derive(Debug, Parser)]
@@ -27,72 +30,154 @@ struct Cli {
     #[arg(long, value_name = "FILE")]
     config: Option<PathBuf>,
 
-    /// Address to listen on; overrides `listen` of the configuration.
+    /// Address of the plain HTTP listener; overrides `listen` of the configuration.
     #[arg(long, value_name = "ADDR")]
     listen: Option<SocketAddr>,
+
+    /// Address of the TLS listener; overrides `[tls] listen` (demo default 127.0.0.1:8443).
+    #[arg(long, value_name = "ADDR")]
+    tls_listen: Option<SocketAddr>,
+
+    /// Demo mode: where the demo CA and certificates are kept (created on first run).
+    #[arg(long, value_name = "DIR", default_value = "demo-data")]
+    demo_dir: PathBuf,
 }
 
 /// Exit code for a configuration the server refuses to start with.
 const EXIT_CONFIG: u8 = 2;
+
+/// What to serve, and where.
+struct Plan {
+    router: Router,
+    listen: SocketAddr,
+    tls: Option<(SocketAddr, Arc<rustls::ServerConfig>)>,
+    proxy: Option<ClientCertHeaderLayer>,
+    demo: Option<demo::Demo>,
+}
 
 #[tokio::main]
 async fn main() -> ExitCode {
     init_tracing();
     let cli = Cli::parse();
 
-    let (router, listen, banner) = match &cli.config {
-        Some(path) => match from_config(path).await {
-            Ok((router, listen)) => (router, cli.listen.unwrap_or(listen), None),
+    let plan = match &cli.config {
+        Some(path) => match from_config(path, &cli).await {
+            Ok(plan) => plan,
             Err(problem) => {
                 eprintln!("error: {problem}");
                 return ExitCode::from(EXIT_CONFIG);
             }
         },
-        None => match demo::start().await {
-            Ok(demo) => {
-                let listen = cli
-                    .listen
-                    .unwrap_or_else(|| DEFAULT_LISTEN.parse().expect("valid default"));
-                (demo.router(), listen, Some(demo))
-            }
+        None => match from_demo(&cli).await {
+            Ok(plan) => plan,
             Err(error) => {
-                eprintln!("error: demo issuer failed to start: {error}");
+                eprintln!("error: demo failed to start: {error}");
                 return ExitCode::FAILURE;
             }
         },
     };
-
-    let listener = match tokio::net::TcpListener::bind(listen).await {
-        Ok(listener) => listener,
+    match run(plan).await {
+        Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
-            eprintln!("error: cannot listen on {listen}: {error}");
-            return ExitCode::FAILURE;
+            eprintln!("error: {error}");
+            ExitCode::FAILURE
         }
-    };
-    let addr = listener.local_addr().unwrap_or(listen);
-    match &banner {
-        Some(demo) => demo.print_instructions(addr),
-        None => println!("listening on http://{addr}"),
     }
-
-    let serve = axum::serve(listener, router).with_graceful_shutdown(async {
-        let _ = tokio::signal::ctrl_c().await;
-    });
-    if let Err(error) = serve.await {
-        eprintln!("error: server failed: {error}");
-        return ExitCode::FAILURE;
-    }
-    ExitCode::SUCCESS
 }
 
-async fn from_config(
-    path: &std::path::Path,
-) -> Result<(axum::Router, SocketAddr), config::ConfigProblem> {
+async fn run(plan: Plan) -> Result<(), String> {
+    let listener = bind(plan.listen).await?;
+    let addr = listener.local_addr().unwrap_or(plan.listen);
+    let tls = match plan.tls {
+        Some((tls_addr, config)) => {
+            let listener = bind(tls_addr).await?;
+            let addr = listener.local_addr().unwrap_or(tls_addr);
+            Some((listener, addr, config))
+        }
+        None => None,
+    };
+
+    match (&plan.demo, &tls) {
+        (Some(demo), Some((_, tls_addr, _))) => demo.print_instructions(addr, *tls_addr),
+        _ => {
+            println!("listening on http://{addr}");
+            if let Some((_, tls_addr, _)) = &tls {
+                println!("listening on https://{tls_addr}");
+            }
+        }
+    }
+
+    let plain_router = match plan.proxy {
+        Some(layer) => plan.router.clone().layer(layer),
+        None => plan.router.clone(),
+    };
+    let plain = axum::serve(
+        listener,
+        plain_router.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown_signal());
+    let plain = async move { plain.await.map_err(|e| format!("http server failed: {e}")) };
+
+    match tls {
+        Some((listener, _, config)) => {
+            let secure = tower_principal_mtls::serve(listener, config, plan.router)
+                .with_graceful_shutdown(shutdown_signal());
+            let secure = async move { secure.await.map_err(|e| format!("tls server failed: {e}")) };
+            tokio::try_join!(plain, secure).map(|_| ())
+        }
+        None => plain.await,
+    }
+}
+
+async fn bind(addr: SocketAddr) -> Result<tokio::net::TcpListener, String> {
+    tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|e| format!("cannot listen on {addr}: {e}"))
+}
+
+async fn shutdown_signal() {
+    let _ = tokio::signal::ctrl_c().await;
+}
+
+async fn from_demo(cli: &Cli) -> Result<Plan, demo::DemoError> {
+    let demo = demo::start(&cli.demo_dir).await?;
+    let listen = cli
+        .listen
+        .unwrap_or_else(|| DEFAULT_LISTEN.parse().expect("valid default"));
+    let tls_listen = cli
+        .tls_listen
+        .unwrap_or_else(|| DEFAULT_TLS_LISTEN.parse().expect("valid default"));
+    Ok(Plan {
+        router: app::router(demo.mechanisms()?),
+        listen,
+        tls: Some((tls_listen, demo.tls_config()?)),
+        proxy: None,
+        demo: Some(demo),
+    })
+}
+
+async fn from_config(path: &Path, cli: &Cli) -> Result<Plan, ConfigProblem> {
     let config = Config::load(path)?;
-    let validators = config.jwt.validators(&config.reports.audience)?;
+    let (orders, reports) = config.jwt.validators(&config.reports.audience)?;
+    let api_keys = config
+        .api_keys
+        .as_ref()
+        .map(|s| s.authenticator())
+        .transpose()?;
+    let (tls, certificates) = match &config.tls {
+        Some(section) => {
+            let listen = cli.tls_listen.unwrap_or(section.listen);
+            (
+                Some((listen, section.server_config()?)),
+                Some(section.mapper()?),
+            )
+        }
+        None => (None, None),
+    };
+    let proxy = config.proxy.clone().map(ClientCertHeaderLayer::from);
 
     // Start even if the issuer is down: requests get 503 until keys arrive.
-    if let Some(keys) = validators.orders.jwks() {
+    if let Some(keys) = orders.jwks() {
         match tokio::time::timeout(Duration::from_secs(10), keys.refresh()).await {
             Ok(Ok(count)) => tracing::info!(keys = count, uri = keys.uri(), "signing keys loaded"),
             Ok(Err(error)) => {
@@ -103,10 +188,20 @@ async fn from_config(
             }
         }
     }
-    Ok((
-        app::router(validators.orders, validators.reports),
-        config.listen,
-    ))
+
+    let mechanisms = Mechanisms {
+        orders,
+        reports,
+        api_keys,
+        certificates,
+    };
+    Ok(Plan {
+        router: app::router(mechanisms),
+        listen: cli.listen.unwrap_or(config.listen),
+        tls,
+        proxy,
+        demo: None,
+    })
 }
 
 fn init_tracing() {

@@ -48,45 +48,67 @@ fn run(args: &[&str], until: &str) -> Running {
 }
 
 /// One printed curl command, understood well enough to replay it.
+#[derive(Debug, Default)]
 struct Curl {
     method: String,
-    token_var: Option<String>,
-    bearer_literal: Option<String>,
+    headers: Vec<(String, String)>,
     body: Option<String>,
+    cacert: Option<String>,
+    cert: Option<String>,
+    key: Option<String>,
     url: String,
     expected: u16,
 }
 
 fn parse_curl(line: &str) -> Curl {
     let (command, comment) = line.split_once("  # ").expect("an expected status");
-    let expected = comment[..3].parse().expect("a status code");
-    let mut words = shell_words(command).into_iter().skip(1);
     let mut curl = Curl {
         method: "GET".into(),
-        token_var: None,
-        bearer_literal: None,
-        body: None,
-        url: String::new(),
-        expected,
+        expected: comment[..3].parse().expect("a status code"),
+        ..Curl::default()
     };
+    let mut words = shell_words(command).into_iter().skip(1);
     while let Some(word) = words.next() {
+        let mut value = || words.next().expect("an argument");
         match word.as_str() {
             "-i" => {}
-            "-X" => curl.method = words.next().expect("a method"),
-            "-d" => curl.body = words.next(),
+            "-X" => curl.method = value(),
+            "-d" => curl.body = Some(value()),
+            "--cacert" => curl.cacert = Some(value()),
+            "--cert" => curl.cert = Some(value()),
+            "--key" => curl.key = Some(value()),
             "-H" => {
-                let header = words.next().expect("a header");
-                if let Some(value) = header.strip_prefix("Authorization: Bearer ") {
-                    match value.strip_prefix('$') {
-                        Some(var) => curl.token_var = Some(var.to_owned()),
-                        None => curl.bearer_literal = Some(value.to_owned()),
-                    }
-                }
+                let header = value();
+                let (name, value) = header.split_once(": ").expect("a header");
+                curl.headers.push((name.to_owned(), value.to_owned()));
             }
             url => curl.url = url.to_owned(),
         }
     }
     curl
+}
+
+/// Replaces `$NAME` with the exported value.
+fn expand(value: &str, exports: &HashMap<String, String>) -> String {
+    let mut out = value.to_owned();
+    for (name, exported) in exports {
+        out = out.replace(&format!("${name}"), exported);
+    }
+    out
+}
+
+fn client_for(curl: &Curl) -> reqwest::Client {
+    let mut builder = reqwest::Client::builder().no_proxy();
+    if let Some(ca) = &curl.cacert {
+        let pem = std::fs::read(ca).expect("the printed CA file exists");
+        builder = builder.tls_certs_only([reqwest::Certificate::from_pem(&pem).unwrap()]);
+    }
+    if let (Some(cert), Some(key)) = (&curl.cert, &curl.key) {
+        let mut pem = std::fs::read(cert).expect("the printed certificate exists");
+        pem.extend(std::fs::read(key).expect("the printed key exists"));
+        builder = builder.identity(reqwest::Identity::from_pem(&pem).unwrap());
+    }
+    builder.build().unwrap()
 }
 
 /// Splits on spaces, honouring single and double quotes.
@@ -114,15 +136,29 @@ fn shell_words(command: &str) -> Vec<String> {
 
 #[tokio::test]
 async fn demo_mode_curl_commands_answer_as_printed() {
-    let running = run(&["--listen", "127.0.0.1:0"], "ready");
-    let tokens: HashMap<String, String> = running
+    let dir = std::env::temp_dir().join(format!("ecommerce-demo-{}", std::process::id()));
+    let dir_arg = dir.to_str().unwrap();
+    let args = [
+        "--listen",
+        "127.0.0.1:0",
+        "--tls-listen",
+        "127.0.0.1:0",
+        "--demo-dir",
+        dir_arg,
+    ];
+    let running = run(&args, "ready");
+    let exports: HashMap<String, String> = running
         .lines
         .iter()
         .filter_map(|line| line.strip_prefix("export "))
         .filter_map(|rest| rest.split_once('='))
         .map(|(name, value)| (name.to_owned(), value.trim_matches('\'').to_owned()))
         .collect();
-    assert_eq!(tokens.len(), 4, "{:?}", running.lines);
+    assert_eq!(exports.len(), 5, "{:?}", running.lines);
+    assert!(
+        dir.join("ca.pem").is_file(),
+        "the demo PKI is written where printed"
+    );
 
     let curls: Vec<Curl> = running
         .lines
@@ -130,35 +166,40 @@ async fn demo_mode_curl_commands_answer_as_printed() {
         .filter(|line| line.starts_with("curl "))
         .map(|line| parse_curl(line))
         .collect();
-    assert!(curls.len() >= 8);
+    assert!(curls.len() >= 15);
+    assert!(
+        curls.iter().any(|c| c.cert.is_some()),
+        "an mTLS command is printed"
+    );
 
-    let client = reqwest::Client::new();
+    let mut seen_system = 0;
     for curl in curls {
         let method = reqwest::Method::from_bytes(curl.method.as_bytes()).unwrap();
-        let mut request = client.request(method, &curl.url);
-        let token = curl
-            .token_var
-            .as_ref()
-            .map(|var| tokens[var].clone())
-            .or(curl.bearer_literal.clone());
-        if let Some(token) = token {
-            request = request.header("authorization", format!("Bearer {token}"));
+        let mut request = client_for(&curl).request(method, &curl.url);
+        for (name, value) in &curl.headers {
+            request = request.header(name, expand(value, &exports));
         }
         if let Some(body) = &curl.body {
-            request = request
-                .header("content-type", "application/json")
-                .body(body.clone());
+            request = request.body(body.clone());
         }
         let response = request.send().await.unwrap();
-        assert_eq!(
-            response.status().as_u16(),
-            curl.expected,
-            "{} {} with {:?}",
-            curl.method,
-            curl.url,
-            curl.token_var
-        );
+        let status = response.status().as_u16();
+        let body = response.text().await.unwrap();
+        assert_eq!(status, curl.expected, "{curl:?}: {body}");
+        if curl.url.ends_with("/whoami") && body.contains("\"kind\":\"system\"") {
+            assert!(body.contains("\"subject\":\"order-processor\""), "{body}");
+            seen_system += 1;
+        }
     }
+    assert_eq!(
+        seen_system, 2,
+        "order-processor by API key and by certificate"
+    );
+
+    // A second run reuses the PKI it wrote.
+    drop(running);
+    let again = run(&args, "ready");
+    assert!(again.lines.iter().any(|line| line.contains("(reused:")));
 }
 
 // Multi-threaded: the test issuer must answer while this thread reads the
