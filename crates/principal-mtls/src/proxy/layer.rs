@@ -1,13 +1,10 @@
 //! [`ClientCertHeaderLayer`]: RFC 9440 `Client-Cert` from trusted proxies.
 
 use std::fmt;
-use std::future::Future;
 use std::net::{IpAddr, SocketAddr};
-use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
-use axum::body::Body;
 use axum::extract::ConnectInfo;
 use axum::response::{IntoResponse, Response};
 use base64::Engine as _;
@@ -17,6 +14,7 @@ use bytes::Bytes;
 use http::{HeaderMap, HeaderName, Request};
 use serde::Deserialize;
 use tower_layer::Layer;
+pub use tower_principal::layer::future::ResponseFuture;
 use tower_principal::{AuthError, ClientCertificate, Reason};
 use tower_service::Service;
 
@@ -214,18 +212,13 @@ where
     }
 
     fn call(&mut self, mut request: Request<B>) -> Self::Future {
-        let state = match self.shared.apply(&mut request) {
-            Ok(()) => State::Inner {
-                future: self.inner.call(request),
-            },
+        match self.shared.apply(&mut request) {
+            Ok(()) => ResponseFuture::inner(self.inner.call(request)),
             Err(error) => {
                 error.log();
-                State::Rejected {
-                    response: Some(error.into_response()),
-                }
+                ResponseFuture::ready(error.into_response())
             }
-        };
-        ResponseFuture { state }
+        }
     }
 }
 
@@ -287,54 +280,12 @@ fn parse_byte_sequence(value: &[u8]) -> Option<Vec<u8>> {
     BYTE_SEQUENCE.decode(inner).ok()
 }
 
-pin_project_lite::pin_project! {
-    /// The response future of [`ClientCertHeader`].
-    pub struct ResponseFuture<F> {
-        #[pin]
-        state: State<F>,
-    }
-}
-
-pin_project_lite::pin_project! {
-    #[project = StateProj]
-    enum State<F> {
-        Inner { #[pin] future: F },
-        Rejected { response: Option<Response> },
-    }
-}
-
-impl<F, ResBody, E> Future for ResponseFuture<F>
-where
-    F: Future<Output = Result<http::Response<ResBody>, E>>,
-    ResBody: http_body::Body<Data = Bytes> + Send + 'static,
-    ResBody::Error: Into<BoxError>,
-{
-    type Output = Result<Response, E>;
-
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        match self.project().state.project() {
-            StateProj::Inner { future } => future
-                .poll(cx)
-                .map(|result| result.map(|response| response.map(Body::new))),
-            StateProj::Rejected { response } => match response.take() {
-                Some(response) => Poll::Ready(Ok(response)),
-                None => Poll::Pending,
-            },
-        }
-    }
-}
-
-impl<F> fmt::Debug for ResponseFuture<F> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("ResponseFuture").finish_non_exhaustive()
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use std::convert::Infallible;
     use std::net::Ipv4Addr;
 
+    use axum::body::Body;
     use tower::ServiceExt;
 
     use super::*;

@@ -1,18 +1,16 @@
 //! [`RequireScopesLayer`]: per-route scope requirements.
 
 use std::fmt;
-use std::future::Future;
-use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
-use axum::body::Body;
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use http::Request;
 use tower_layer::Layer;
 use tower_service::Service;
 
+use crate::layer::future::ResponseFuture;
 use crate::{AuthError, InvalidScope, Principal, Scope, Scopes};
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
@@ -173,64 +171,11 @@ where
 
     fn call(&mut self, request: Request<B>) -> Self::Future {
         match self.layer.check(request.extensions().get::<Principal>()) {
-            Ok(()) => ResponseFuture {
-                state: State::Inner {
-                    future: self.inner.call(request),
-                },
-            },
+            Ok(()) => ResponseFuture::inner(self.inner.call(request)),
             Err(error) => {
                 error.log();
-                ResponseFuture {
-                    state: State::Rejected {
-                        response: Some(error.into_response()),
-                    },
-                }
+                ResponseFuture::ready(error.into_response())
             }
         }
-    }
-}
-
-pin_project_lite::pin_project! {
-    /// The response future of [`RequireScopes`].
-    pub struct ResponseFuture<F> {
-        #[pin]
-        state: State<F>,
-    }
-}
-
-pin_project_lite::pin_project! {
-    #[project = StateProj]
-    enum State<F> {
-        Inner { #[pin] future: F },
-        Rejected { response: Option<Response> },
-    }
-}
-
-impl<F, ResBody, E> Future for ResponseFuture<F>
-where
-    F: Future<Output = Result<http::Response<ResBody>, E>>,
-    ResBody: http_body::Body<Data = Bytes> + Send + 'static,
-    ResBody::Error: Into<BoxError>,
-{
-    type Output = Result<Response, E>;
-
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        match self.project().state.project() {
-            StateProj::Inner { future } => future
-                .poll(cx)
-                .map(|result| result.map(|response| response.map(Body::new))),
-            StateProj::Rejected { response } => {
-                let response = response
-                    .take()
-                    .expect("ResponseFuture polled after completion");
-                Poll::Ready(Ok(response))
-            }
-        }
-    }
-}
-
-impl<F> fmt::Debug for ResponseFuture<F> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("ResponseFuture").finish_non_exhaustive()
     }
 }
