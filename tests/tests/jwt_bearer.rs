@@ -560,7 +560,7 @@ async fn missing_scope_is_403_with_scope() {
     assert_eq!(response.status(), StatusCode::FORBIDDEN);
     assert_eq!(
         challenge(&response),
-        r#"Bearer error="insufficient_scope", error_description="the credential lacks a required scope", scope="orders:read""#
+        r#"Bearer realm="orders", error="insufficient_scope", error_description="the credential lacks a required scope", scope="orders:read""#
     );
     let ok = h.get("/orders", &h.issuer.token().sign()).await;
     assert_eq!(ok.status(), StatusCode::OK);

@@ -79,6 +79,12 @@ struct Shared {
     optional: bool,
 }
 
+/// The realm of the [`AuthLayer`] a request passed, so that inner layers
+/// (such as [`RequireScopesLayer`](crate::RequireScopesLayer)) name it in
+/// their challenges too.
+#[derive(Clone, Debug)]
+pub(crate) struct Realm(pub(crate) Arc<str>);
+
 /// The error of [`AuthLayer::with_realm`] and [`AuthLayerBuilder::build`].
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
@@ -340,6 +346,9 @@ where
             inner: Box::pin(async move {
                 let (mut parts, body) = request.into_parts();
                 parts.extensions.remove::<Principal>();
+                if let Some(realm) = &shared.realm {
+                    parts.extensions.insert(Realm(realm.clone()));
+                }
 
                 match shared.authenticate(&parts).await {
                     Ok(Some(principal)) => {
@@ -375,5 +384,152 @@ impl<E> Future for ResponseFuture<E> {
 impl<E> fmt::Debug for ResponseFuture<E> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ResponseFuture").finish_non_exhaustive()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::convert::Infallible;
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    use axum::body::Body;
+    use tower::ServiceExt;
+
+    use super::*;
+    use crate::{AuthMethod, Credential, RequireScopesLayer, Scopes, SystemAccount};
+
+    /// Accepts the bearer token `good` as `svc` with scope `read`.
+    struct Fixed;
+
+    impl Authenticator for Fixed {
+        fn authenticate<'a>(
+            &'a self,
+            credential: &'a Credential,
+            _: &'a Parts,
+        ) -> BoxFuture<'a, Result<Principal, AuthError>> {
+            let result = match credential {
+                Credential::Bearer(token) if token == "good" => {
+                    let scopes = Scopes::parse_space_delimited("read").unwrap();
+                    let method = AuthMethod::ApiKey { key_id: "k".into() };
+                    Ok(Principal::System(SystemAccount::new("svc", scopes, method)))
+                }
+                _ => Err(AuthError::invalid_token(Reason::BadSignature)),
+            };
+            Box::pin(std::future::ready(result))
+        }
+    }
+
+    /// Ready only once `ready` is set; answers with the caller's subject.
+    #[derive(Clone)]
+    struct Gate(Arc<AtomicBool>);
+
+    impl Service<Request<Body>> for Gate {
+        type Response = http::Response<Body>;
+        type Error = Infallible;
+        type Future = std::future::Ready<Result<Self::Response, Infallible>>;
+
+        fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+            if self.0.load(Ordering::SeqCst) {
+                Poll::Ready(Ok(()))
+            } else {
+                Poll::Pending
+            }
+        }
+
+        fn call(&mut self, request: Request<Body>) -> Self::Future {
+            let subject = request
+                .extensions()
+                .get::<Principal>()
+                .map_or("none".to_owned(), |p| p.subject().to_owned());
+            std::future::ready(Ok(http::Response::new(Body::from(subject))))
+        }
+    }
+
+    fn request(authorization: Option<&str>) -> Request<Body> {
+        let mut builder = Request::get("/");
+        if let Some(value) = authorization {
+            builder = builder.header("authorization", value);
+        }
+        builder.body(Body::empty()).unwrap()
+    }
+
+    #[test]
+    fn layers_and_services_are_send_sync_clone() {
+        fn assert_traits<T: Send + Sync + Clone + 'static>() {}
+        assert_traits::<AuthLayer>();
+        assert_traits::<Auth<Gate>>();
+        assert_traits::<RequireScopesLayer>();
+        assert_traits::<crate::layer::scopes::RequireScopes<Gate>>();
+    }
+
+    #[tokio::test]
+    async fn poll_ready_waits_for_the_inner_service() {
+        let gate = Arc::new(AtomicBool::new(false));
+        let mut service = AuthLayer::new(Fixed).layer(Gate(gate.clone()));
+        let mut cx = Context::from_waker(std::task::Waker::noop());
+        assert!(service.poll_ready(&mut cx).is_pending());
+
+        gate.store(true, Ordering::SeqCst);
+        assert!(service.poll_ready(&mut cx).is_ready());
+        let response = service.call(request(Some("Bearer good"))).await.unwrap();
+        let body = axum::body::to_bytes(response.into_body(), 64)
+            .await
+            .unwrap();
+        assert_eq!(&body[..], b"svc");
+    }
+
+    #[tokio::test]
+    async fn a_principal_planted_by_an_outer_layer_is_removed() {
+        let planted = Principal::System(SystemAccount::new(
+            "planted",
+            Scopes::new(),
+            AuthMethod::ApiKey { key_id: "x".into() },
+        ));
+        let service = AuthLayer::new(Fixed)
+            .optional()
+            .layer(Gate(Arc::new(AtomicBool::new(true))));
+        let mut req = request(None);
+        req.extensions_mut().insert(planted);
+        let response = service.oneshot(req).await.unwrap();
+        let body = axum::body::to_bytes(response.into_body(), 64)
+            .await
+            .unwrap();
+        assert_eq!(&body[..], b"none");
+    }
+
+    #[tokio::test]
+    async fn scope_rejection_names_the_auth_realm() {
+        let service = tower::ServiceBuilder::new()
+            .layer(AuthLayer::new(Fixed).with_realm("orders").unwrap())
+            .layer(RequireScopesLayer::all(["write"]))
+            .service(Gate(Arc::new(AtomicBool::new(true))));
+        let response = service.oneshot(request(Some("Bearer good"))).await.unwrap();
+        assert_eq!(response.status(), 403);
+        let challenge = response.headers()["www-authenticate"].to_str().unwrap();
+        assert!(challenge.starts_with(r#"Bearer realm="orders", error="insufficient_scope""#));
+        assert_eq!(
+            response
+                .extensions()
+                .get::<AuthError>()
+                .map(AuthError::reason),
+            Some(Reason::MissingScope),
+            "the typed rejection travels in the response extensions"
+        );
+    }
+
+    #[test]
+    fn builder_refuses_no_mechanism_and_bad_realm() {
+        assert_eq!(
+            AuthLayer::builder().build().unwrap_err(),
+            LayerConfigError::NoMechanism
+        );
+        assert_eq!(
+            AuthLayer::builder()
+                .bearer(Fixed)
+                .realm("a\"b")
+                .build()
+                .unwrap_err(),
+            LayerConfigError::InvalidRealm
+        );
     }
 }
