@@ -41,7 +41,8 @@ pub(crate) struct Demo {
     api_key: ApiKey,
     api_keys: MemoryStore,
     dir: PathBuf,
-    created_pki: bool,
+    /// Whether the PKI was written now (`Ok(true)`) or reused, or why it could not be.
+    pki: Result<bool, String>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -80,10 +81,8 @@ pub(crate) async fn start(dir: &Path) -> Result<Demo, DemoError> {
     let stored = StoredKey::new(api_key.id().clone(), account, scopes, api_key.secret_hash());
     let api_keys = MemoryStore::new([stored]).map_err(setup)?;
 
-    let created_pki = ensure_pki(dir).map_err(|source| DemoError::Files {
-        dir: dir.display().to_string(),
-        source,
-    })?;
+    // Without a writable directory the demo still serves plain HTTP.
+    let pki = ensure_pki(dir).map_err(|error| format!("{}: {error}", dir.display()));
     Ok(Demo {
         issuer,
         orders,
@@ -91,7 +90,7 @@ pub(crate) async fn start(dir: &Path) -> Result<Demo, DemoError> {
         api_key,
         api_keys,
         dir: dir.to_owned(),
-        created_pki,
+        pki,
     })
 }
 
@@ -134,7 +133,11 @@ impl Demo {
         })
     }
 
+    /// The TLS configuration from the demo PKI, if it could be written.
     pub(crate) fn tls_config(&self) -> Result<Arc<rustls::ServerConfig>, DemoError> {
+        if let Err(error) = &self.pki {
+            return Err(DemoError::Setup(format!("no demo PKI: {error}")));
+        }
         let read = |name: &str| {
             std::fs::read(self.dir.join(name)).map_err(|source| DemoError::Files {
                 dir: self.dir.display().to_string(),
@@ -165,7 +168,8 @@ impl Demo {
             .expires_in(TOKEN_LIFETIME_SECS)
     }
 
-    pub(crate) fn print_instructions(&self, addr: SocketAddr, tls_addr: SocketAddr) {
+    /// Prints the credentials and the commands; TLS ones only with a TLS listener.
+    pub(crate) fn print_instructions(&self, addr: SocketAddr, tls_addr: Option<SocketAddr>) {
         let alice = self.mint("alice", ORDERS_AUDIENCE, "orders:read").sign();
         let writer = self
             .mint("bob", ORDERS_AUDIENCE, "orders:read orders:write")
@@ -177,27 +181,32 @@ impl Demo {
             .sign();
         let no_scope = self.mint("carol", ORDERS_AUDIENCE, "profile").sign();
         let base = format!("http://{addr}");
-        let tls = format!("https://{tls_addr}");
         let dir = self.dir.display();
         let mtls = format!(
             "--cacert {dir}/{CA_FILE} --cert {dir}/{CLIENT_CERT_FILE} --key {dir}/{CLIENT_KEY_FILE}"
         );
 
         println!("tower-principal e-commerce demo");
-        println!("  resource server : {base} and {tls} (TLS, client certificates optional)");
+        match tls_addr {
+            Some(tls_addr) => println!(
+                "  resource server : {base} and https://{tls_addr} (TLS, client certificates optional)"
+            ),
+            None => println!("  resource server : {base} (no TLS listener: see the warning above)"),
+        }
         println!(
             "  demo issuer     : {} (JWKS: {})",
             self.issuer.issuer(),
             self.issuer.jwks_uri()
         );
-        let pki_state = if self.created_pki {
-            "created"
-        } else {
-            "reused"
-        };
-        println!(
-            "  demo PKI        : {dir} ({pki_state}: CA, server and order-processor certificates)"
-        );
+        match &self.pki {
+            Ok(created) => {
+                let state = if *created { "created" } else { "reused" };
+                println!(
+                    "  demo PKI        : {dir} ({state}: CA, server and order-processor certificates)"
+                );
+            }
+            Err(error) => println!("  demo PKI        : not available ({error})"),
+        }
         println!();
         println!("Demo credentials; paste these into your shell (tokens valid for 12 hours,");
         println!("the API key until this process exits):");
@@ -252,17 +261,25 @@ impl Demo {
             format!(
                 "curl -i -H \"X-Api-Key: tp_nosuchkey_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA\" {base}/whoami  # 401 (invalid_token)"
             ),
-            format!("curl -i {mtls} {tls}/whoami  # 200 (kind system, over mTLS)"),
-            format!("curl -i {mtls} '{tls}/orders?status=pending'  # 200"),
-            format!(
-                "curl -i -X POST {mtls} {json} {tls}/orders  # 403 (order-processor lacks orders:write)"
-            ),
-            format!(
-                "curl -i --cacert {dir}/{CA_FILE} -H \"Authorization: Bearer $ALICE_TOKEN\" {tls}/whoami  # 200 (bearer over TLS without a client certificate)"
-            ),
         ];
         for line in lines {
             println!("{line}");
+        }
+        if let Some(tls_addr) = tls_addr {
+            let tls = format!("https://{tls_addr}");
+            let lines = [
+                format!("curl -i {mtls} {tls}/whoami  # 200 (kind system, over mTLS)"),
+                format!("curl -i {mtls} '{tls}/orders?status=pending'  # 200"),
+                format!(
+                    "curl -i -X POST {mtls} {json} {tls}/orders  # 403 (order-processor lacks orders:write)"
+                ),
+                format!(
+                    "curl -i --cacert {dir}/{CA_FILE} -H \"Authorization: Bearer $ALICE_TOKEN\" {tls}/whoami  # 200 (bearer over TLS without a client certificate)"
+                ),
+            ];
+            for line in lines {
+                println!("{line}");
+            }
         }
         println!();
         println!("ready");

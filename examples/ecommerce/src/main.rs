@@ -89,17 +89,24 @@ async fn run(plan: Plan) -> Result<(), String> {
     let listener = bind(plan.listen).await?;
     let addr = listener.local_addr().unwrap_or(plan.listen);
     let tls = match plan.tls {
-        Some((tls_addr, config)) => {
-            let listener = bind(tls_addr).await?;
-            let addr = listener.local_addr().unwrap_or(tls_addr);
-            Some((listener, addr, config))
-        }
+        Some((tls_addr, config)) => match bind(tls_addr).await {
+            Ok(listener) => {
+                let addr = listener.local_addr().unwrap_or(tls_addr);
+                Some((listener, addr, config))
+            }
+            // The demo still works over plain HTTP; a configured listener must start.
+            Err(error) if plan.demo.is_some() => {
+                eprintln!("warning: {error}; the demo runs without its TLS listener");
+                None
+            }
+            Err(error) => return Err(error),
+        },
         None => None,
     };
 
-    match (&plan.demo, &tls) {
-        (Some(demo), Some((_, tls_addr, _))) => demo.print_instructions(addr, *tls_addr),
-        _ => {
+    match &plan.demo {
+        Some(demo) => demo.print_instructions(addr, tls.as_ref().map(|(_, addr, _)| *addr)),
+        None => {
             println!("listening on http://{addr}");
             if let Some((_, tls_addr, _)) = &tls {
                 println!("listening on https://{tls_addr}");
@@ -147,10 +154,17 @@ async fn from_demo(cli: &Cli) -> Result<Plan, demo::DemoError> {
     let tls_listen = cli
         .tls_listen
         .unwrap_or_else(|| DEFAULT_TLS_LISTEN.parse().expect("valid default"));
+    let tls = match demo.tls_config() {
+        Ok(config) => Some((tls_listen, config)),
+        Err(error) => {
+            eprintln!("warning: {error}; the demo runs without its TLS listener");
+            None
+        }
+    };
     Ok(Plan {
         router: app::router(demo.mechanisms()?),
         listen,
-        tls: Some((tls_listen, demo.tls_config()?)),
+        tls,
         proxy: None,
         demo: Some(demo),
     })

@@ -134,48 +134,29 @@ fn shell_words(command: &str) -> Vec<String> {
     words
 }
 
-#[tokio::test]
-async fn demo_mode_curl_commands_answer_as_printed() {
-    let dir = std::env::temp_dir().join(format!("ecommerce-demo-{}", std::process::id()));
-    let dir_arg = dir.to_str().unwrap();
-    let args = [
-        "--listen",
-        "127.0.0.1:0",
-        "--tls-listen",
-        "127.0.0.1:0",
-        "--demo-dir",
-        dir_arg,
-    ];
-    let running = run(&args, "ready");
-    let exports: HashMap<String, String> = running
-        .lines
+fn exports_of(lines: &[String]) -> HashMap<String, String> {
+    lines
         .iter()
         .filter_map(|line| line.strip_prefix("export "))
         .filter_map(|rest| rest.split_once('='))
         .map(|(name, value)| (name.to_owned(), value.trim_matches('\'').to_owned()))
-        .collect();
-    assert_eq!(exports.len(), 5, "{:?}", running.lines);
-    assert!(
-        dir.join("ca.pem").is_file(),
-        "the demo PKI is written where printed"
-    );
+        .collect()
+}
 
-    let curls: Vec<Curl> = running
-        .lines
+/// Runs every printed curl command and checks its status; returns how many
+/// `/whoami` answers named the `order-processor` system account.
+async fn replay_printed_commands(lines: &[String]) -> (usize, usize) {
+    let exports = exports_of(lines);
+    let curls: Vec<Curl> = lines
         .iter()
         .filter(|line| line.starts_with("curl "))
         .map(|line| parse_curl(line))
         .collect();
-    assert!(curls.len() >= 15);
-    assert!(
-        curls.iter().any(|c| c.cert.is_some()),
-        "an mTLS command is printed"
-    );
 
     let mut seen_system = 0;
-    for curl in curls {
+    for curl in &curls {
         let method = reqwest::Method::from_bytes(curl.method.as_bytes()).unwrap();
-        let mut request = client_for(&curl).request(method, &curl.url);
+        let mut request = client_for(curl).request(method, &curl.url);
         for (name, value) in &curl.headers {
             request = request.header(name, expand(value, &exports));
         }
@@ -191,6 +172,34 @@ async fn demo_mode_curl_commands_answer_as_printed() {
             seen_system += 1;
         }
     }
+    (curls.len(), seen_system)
+}
+
+#[tokio::test]
+async fn demo_mode_curl_commands_answer_as_printed() {
+    let dir = std::env::temp_dir().join(format!("ecommerce-demo-{}", std::process::id()));
+    let dir_arg = dir.to_str().unwrap();
+    let args = [
+        "--listen",
+        "127.0.0.1:0",
+        "--tls-listen",
+        "127.0.0.1:0",
+        "--demo-dir",
+        dir_arg,
+    ];
+    let running = run(&args, "ready");
+    assert_eq!(exports_of(&running.lines).len(), 5, "{:?}", running.lines);
+    assert!(
+        dir.join("ca.pem").is_file(),
+        "the demo PKI is written where printed"
+    );
+    assert!(
+        running.lines.iter().any(|l| l.contains("--cert")),
+        "an mTLS command is printed"
+    );
+
+    let (commands, seen_system) = replay_printed_commands(&running.lines).await;
+    assert!(commands >= 19, "{commands} commands");
     assert_eq!(
         seen_system, 2,
         "order-processor by API key and by certificate"
@@ -200,6 +209,26 @@ async fn demo_mode_curl_commands_answer_as_printed() {
     drop(running);
     let again = run(&args, "ready");
     assert!(again.lines.iter().any(|line| line.contains("(reused:")));
+}
+
+#[tokio::test]
+async fn demo_without_a_writable_directory_still_serves_plain_http() {
+    let file = std::env::temp_dir().join(format!("ecommerce-file-{}", std::process::id()));
+    std::fs::write(&file, "not a directory").unwrap();
+    let dir = file.join("demo");
+    let args = [
+        "--listen",
+        "127.0.0.1:0",
+        "--demo-dir",
+        dir.to_str().unwrap(),
+    ];
+    let running = run(&args, "ready");
+    assert!(running.lines.iter().any(|l| l.contains("no TLS listener")));
+    assert!(!running.lines.iter().any(|l| l.contains("--cert")));
+
+    let (commands, seen_system) = replay_printed_commands(&running.lines).await;
+    assert!(commands >= 15, "{commands} commands");
+    assert_eq!(seen_system, 1, "order-processor by API key");
 }
 
 // Multi-threaded: the test issuer must answer while this thread reads the
