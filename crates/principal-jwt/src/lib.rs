@@ -12,7 +12,8 @@
 //! # Example
 //!
 //! ```no_run
-//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
 //! use axum::{Router, routing::get};
 //! use tower_principal::{AuthLayer, Principal, RequireScopesLayer};
 //! use tower_principal_jwt::{JwksCache, JwtValidator};
@@ -26,7 +27,7 @@
 //!     .build()?;
 //! let reports = orders.for_audiences(["reporting-service"])?;
 //!
-//! let app = Router::new()
+//! let app: Router = Router::new()
 //!     .route("/orders", get(|p: Principal| async move { p.subject().to_owned() }))
 //!     .route_layer(RequireScopesLayer::all(["orders:read"]))
 //!     .layer(AuthLayer::new(orders))

@@ -61,7 +61,8 @@ impl TypPolicy {
 /// It is an [`Authenticator`] for bearer credentials; clones share the key cache.
 ///
 /// ```no_run
-/// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
 /// use tower_principal::AuthLayer;
 /// use tower_principal_jwt::{JwksCache, JwtValidator};
 ///

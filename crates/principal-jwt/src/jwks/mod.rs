@@ -44,7 +44,8 @@ pub const DEFAULT_MAX_STALENESS: Duration = Duration::from_secs(24 * 3600);
 /// the rest of the set still works.
 ///
 /// ```no_run
-/// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
 /// use std::time::Duration;
 /// use tower_principal_jwt::JwksCache;
 ///
