@@ -1,17 +1,52 @@
 //! JWT bearer-token authentication for `tower-principal`, against an issuer's
 //! JWKS fetched over HTTP.
 //!
-//! * [`JwksCache`] fetches and caches one issuer's keys (TTL, unknown-`kid`
-//!   refresh with a cooldown, one shared fetch for all waiters, body cap,
-//!   timeout, no redirects, unusable entries skipped).
+//! * [`JwksCache`] fetches and caches one issuer's keys, from a configured
+//!   `jwks_uri` or through discovery (OIDC, then RFC 8414; the metadata's
+//!   `issuer` must match exactly): refreshed in the background before expiry
+//!   (`Cache-Control: max-age` within bounds, `ETag`/`304`), unknown-`kid`
+//!   refresh with a cooldown, one shared fetch for all waiters, the last good
+//!   keys served through an outage up to a maximum staleness, exponential
+//!   backoff, body cap, timeout, no redirects, unusable entries skipped.
 //! * [`JwtValidator`] checks a token against one issuer and a set of
 //!   audiences and yields a [`tower_principal::UserToken`]; it is the
 //!   [`Authenticator`](tower_principal::Authenticator) to give to an
 //!   [`AuthLayer`](tower_principal::AuthLayer).
+//! * [`IssuerSet`] trusts several issuers, each with its own validator; the
+//!   token's unverified `iss` only selects among them, so an unknown issuer is
+//!   refused before any fetch. [`IssuerSet::readiness`] feeds a readiness route.
+//!
+//! # Start-up
+//!
+//! Either wait for keys, bounded ([`JwksCache::wait_until_ready`],
+//! [`IssuerSet::wait_until_ready`]), or start at once ([`JwksCache::start`],
+//! [`IssuerSet::start`]) and answer 503 until the keys arrive. Either way the
+//! background refresher runs from then on.
+//!
+//! # Observability
+//!
+//! Each fetch runs in a `jwks_fetch` span (`source`, `uri`, `status`, `keys`,
+//! `duration_ms`); failures are logged at `warn`. Rejections are logged by the
+//! layer at `debug` with their reason, never the token.
+//!
+//! With the cargo feature **`metrics`**, these are emitted through the
+//! [`metrics`](https://docs.rs/metrics) facade (install any recorder):
+//!
+//! | name | type | labels | meaning |
+//! |---|---|---|---|
+//! | `tower_principal_jwt_validations_total` | counter | `issuer`, `outcome` | validations; `outcome` is `valid` or a [`Reason`](tower_principal::Reason) name such as `expired`; `issuer` is a configured issuer, or `<unselected>` when none was chosen |
+//! | `tower_principal_jwt_jwks_fetches_total` | counter | `source`, `result` | fetches; `result` is `ok`, `not_modified` or a [`FetchError::as_str`] name |
+//! | `tower_principal_jwt_jwks_fetch_duration_seconds` | histogram | `source` | duration of each fetch, discovery included |
+//! | `tower_principal_jwt_jwks_keys` | gauge | `source` | usable keys in the cache, after each fetch |
+//! | `tower_principal_jwt_jwks_age_seconds` | gauge | `source` | age of the keys, set after each fetch attempt (it grows during an outage) |
+//!
+//! `source` is the configured JWKS URI, or the issuer with discovery. No label
+//! ever holds a value taken from a token.
 //!
 //! # Example
 //!
 //! ```no_run
+//! # #![allow(dead_code)]
 //! # #[tokio::main(flavor = "current_thread")]
 //! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
 //! use axum::{Router, routing::get};
@@ -56,12 +91,15 @@
 
 mod algorithms;
 mod claims;
+mod issuers;
 pub mod jwks;
+mod telemetry;
 mod validator;
 
 pub use algorithms::AlgorithmSet;
+pub use issuers::{IssuerSet, IssuerSetBuilder, IssuerStatus, Readiness};
 pub use jsonwebtoken::Algorithm;
-pub use jwks::{FetchError, JwksCache, JwksCacheBuilder};
+pub use jwks::{FetchError, JwksCache, JwksCacheBuilder, KeyStatus};
 pub use validator::{
     DEFAULT_LEEWAY, DEFAULT_MAX_TOKEN_BYTES, JwtValidator, JwtValidatorBuilder,
     MIN_HMAC_SECRET_BYTES, TypPolicy,
@@ -98,6 +136,15 @@ pub enum ConfigError {
     /// The JWKS address is not an http(s) URL.
     #[error("invalid jwks uri {0:?}")]
     InvalidJwksUri(String),
+    /// The issuer to discover is not an http(s) URL without query or fragment.
+    #[error("invalid issuer url {0:?}")]
+    InvalidIssuerUrl(String),
+    /// An [`IssuerSet`] was given no issuer.
+    #[error("at least one trusted issuer is required")]
+    NoIssuers,
+    /// An [`IssuerSet`] was given two validators for one issuer.
+    #[error("issuer {0:?} is configured twice")]
+    DuplicateIssuer(String),
     /// A numeric setting is out of range.
     #[error("invalid setting: {0}")]
     InvalidSetting(&'static str),

@@ -16,7 +16,7 @@ use tower_principal::{
 
 use crate::claims::{RegisteredClaims, parse_actor};
 use crate::jwks::{KeyLookupError, VerifyingKey};
-use crate::{AlgorithmSet, ConfigError, JwksCache};
+use crate::{AlgorithmSet, ConfigError, JwksCache, telemetry};
 
 /// Default size cap of a token: 8 KiB.
 pub const DEFAULT_MAX_TOKEN_BYTES: usize = 8 * 1024;
@@ -61,6 +61,7 @@ impl TypPolicy {
 /// It is an [`Authenticator`] for bearer credentials; clones share the key cache.
 ///
 /// ```no_run
+/// # #![allow(dead_code)]
 /// # #[tokio::main(flavor = "current_thread")]
 /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
 /// use tower_principal::AuthLayer;
@@ -169,6 +170,24 @@ impl JwtValidator {
     /// Validates `token`. `client_certificate` is the TLS client certificate of
     /// the request, needed only for certificate-bound tokens.
     pub async fn validate(
+        &self,
+        token: &str,
+        client_certificate: Option<&ClientCertificate>,
+    ) -> Result<UserToken, AuthError> {
+        let result = self.check(token, client_certificate).await;
+        let outcome = result
+            .as_ref()
+            .map_or_else(|e| e.reason().as_str(), |_| "valid");
+        telemetry::validation(&self.inner.issuer, outcome);
+        result
+    }
+
+    /// The largest token this validator looks at.
+    pub(crate) fn max_token_bytes(&self) -> usize {
+        self.inner.max_token_bytes
+    }
+
+    async fn check(
         &self,
         token: &str,
         client_certificate: Option<&ClientCertificate>,
@@ -294,6 +313,23 @@ fn split(token: &str) -> Option<Segments<'_>> {
             signature,
             signed,
         })
+}
+
+/// The `iss` of a token that is not verified yet, to pick the validator.
+///
+/// Applies the same size and segment checks as a validation; the payload is
+/// read for `iss` only, and nothing about it is trusted.
+pub(crate) fn unverified_issuer(token: &str, max_bytes: usize) -> Result<String, AuthError> {
+    #[derive(Deserialize)]
+    struct Issuer {
+        iss: Option<String>,
+    }
+    if token.len() > max_bytes {
+        return Err(invalid(Reason::TooLarge));
+    }
+    let segments = split(token).ok_or(invalid(Reason::MalformedToken))?;
+    let claims: Issuer = decode_json(segments.payload).ok_or(invalid(Reason::MalformedClaims))?;
+    claims.iss.ok_or(invalid(Reason::MissingClaim))
 }
 
 fn decode_json<T: serde::de::DeserializeOwned>(segment: &str) -> Option<T> {

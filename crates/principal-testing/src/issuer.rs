@@ -1,15 +1,18 @@
-//! [`TestIssuer`]: a JWKS endpoint on loopback and a token factory.
+//! [`TestIssuer`]: a JWKS endpoint and issuer metadata on loopback, a token
+//! factory, and faults on command.
 
+use std::collections::HashMap;
+use std::hash::{DefaultHasher, Hash, Hasher};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use axum::Router;
+use axum::body::{Body, Bytes};
 use axum::extract::State;
-use axum::http::{StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
 use jsonwebtoken::Algorithm;
 use serde_json::{Map, Value, json};
 
@@ -28,19 +31,54 @@ pub enum JwksBehaviour {
     Redirect(String),
     /// This body with status 200.
     Body(String),
+    /// An HTML error page with status 200, as a misconfigured proxy sends.
+    Html,
+    /// This many bytes of a JSON-looking body with status 200, streamed in
+    /// chunks without a `Content-Length`.
+    Huge(usize),
     /// The normal answer after this delay.
     Delay(Duration),
+}
+
+/// Which issuer metadata documents are served.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Discovery {
+    /// OIDC: `{issuer}/.well-known/openid-configuration`.
+    #[default]
+    Oidc,
+    /// RFC 8414 only: `/.well-known/oauth-authorization-server{issuer path}`.
+    OAuth,
+    /// Both documents.
+    Both,
+    /// None (404 for both).
+    Off,
 }
 
 struct State_ {
     keys: Vec<SigningKey>,
     extra_entries: Vec<Value>,
     behaviour: JwksBehaviour,
+    discovery: Discovery,
+    metadata_issuer: Option<String>,
+    cache_control: Option<String>,
+    etag: bool,
+    requests: HashMap<String, usize>,
 }
 
 struct Shared {
     state: Mutex<State_>,
+    paths: Paths,
     jwks_requests: AtomicUsize,
+    not_modified: AtomicUsize,
+}
+
+#[derive(Clone, Debug)]
+struct Paths {
+    issuer: String,
+    jwks: String,
+    oidc: String,
+    oauth: String,
 }
 
 impl Shared {
@@ -49,18 +87,20 @@ impl Shared {
     }
 }
 
-/// A running local issuer: serves `GET /jwks.json` on `127.0.0.1` over real
-/// HTTP, counts the requests it gets, and signs tokens.
+/// A running local issuer over real HTTP on `127.0.0.1`: serves its JWKS at
+/// `{issuer}/jwks.json` and its metadata (see [`Discovery`]), counts the
+/// requests it gets per path, and signs tokens.
 ///
 /// Default keys: `rsa-1` (RS256), `ec-1` (ES256) and `ed-1` (EdDSA). Tokens
 /// from [`TestIssuer::token`] are signed with `rsa-1` unless told otherwise.
-/// The server stops when the issuer is dropped.
+/// Every answer carries `Connection: close`, so [`TestIssuer::stop`] really
+/// makes the issuer unreachable. The server stops when the issuer is dropped.
 pub struct TestIssuer {
     addr: SocketAddr,
     issuer: String,
     jwks_uri: String,
     shared: Arc<Shared>,
-    server: tokio::task::JoinHandle<()>,
+    server: Mutex<Option<tokio::task::JoinHandle<()>>>,
 }
 
 impl std::fmt::Debug for TestIssuer {
@@ -74,57 +114,89 @@ impl std::fmt::Debug for TestIssuer {
 
 impl Drop for TestIssuer {
     fn drop(&mut self) {
-        self.server.abort();
+        let server = self
+            .server
+            .get_mut()
+            .unwrap_or_else(PoisonError::into_inner);
+        if let Some(server) = server.take() {
+            server.abort();
+        }
     }
+}
+
+fn default_keys() -> Result<Vec<SigningKey>, KeyError> {
+    Ok(vec![
+        SigningKey::generate(Algorithm::RS256, "rsa-1")?,
+        SigningKey::generate(Algorithm::ES256, "ec-1")?,
+        SigningKey::generate(Algorithm::EdDSA, "ed-1")?,
+    ])
+}
+
+fn loopback() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], 0))
 }
 
 impl TestIssuer {
     /// Starts an issuer with the three default keys on a free loopback port.
     pub async fn start() -> Result<Self, KeyError> {
-        let keys = vec![
-            SigningKey::generate(Algorithm::RS256, "rsa-1")?,
-            SigningKey::generate(Algorithm::ES256, "ec-1")?,
-            SigningKey::generate(Algorithm::EdDSA, "ed-1")?,
-        ];
-        Self::start_with(keys, "127.0.0.1:0".parse().expect("a valid address")).await
+        Self::start_with(default_keys()?, loopback()).await
+    }
+
+    /// Starts an issuer whose identifier has a path: `http://127.0.0.1:PORT{path}`
+    /// (`path` starts with `/`), as multi-tenant identity providers use.
+    pub async fn start_at_path(path: &str) -> Result<Self, KeyError> {
+        Self::start_full(default_keys()?, loopback(), path).await
     }
 
     /// Starts an issuer publishing `keys`, listening on `addr`.
     pub async fn start_with(keys: Vec<SigningKey>, addr: SocketAddr) -> Result<Self, KeyError> {
-        let listener = tokio::net::TcpListener::bind(addr)
-            .await
-            .map_err(|e| KeyError::Generation(format!("bind {addr}: {e}")))?;
+        Self::start_full(keys, addr, "").await
+    }
+
+    async fn start_full(
+        keys: Vec<SigningKey>,
+        addr: SocketAddr,
+        path: &str,
+    ) -> Result<Self, KeyError> {
+        let listener = bind(addr).await?;
         let addr = listener
             .local_addr()
             .map_err(|e| KeyError::Generation(e.to_string()))?;
 
+        let path = path.trim_end_matches('/');
+        let paths = Paths {
+            issuer: path.to_owned(),
+            jwks: format!("{path}/jwks.json"),
+            oidc: format!("{path}/.well-known/openid-configuration"),
+            oauth: format!("/.well-known/oauth-authorization-server{path}"),
+        };
         let shared = Arc::new(Shared {
             state: Mutex::new(State_ {
                 keys,
                 extra_entries: Vec::new(),
                 behaviour: JwksBehaviour::Normal,
+                discovery: Discovery::default(),
+                metadata_issuer: None,
+                cache_control: None,
+                etag: false,
+                requests: HashMap::new(),
             }),
             jwks_requests: AtomicUsize::new(0),
-        });
-        let app = Router::new()
-            .route("/jwks.json", get(serve_jwks))
-            .with_state(shared.clone());
-        let server = tokio::spawn(async move {
-            if let Err(error) = axum::serve(listener, app).await {
-                tracing::error!(%error, "test issuer stopped");
-            }
+            not_modified: AtomicUsize::new(0),
+            paths: paths.clone(),
         });
 
         Ok(Self {
             addr,
-            issuer: format!("http://{addr}"),
-            jwks_uri: format!("http://{addr}/jwks.json"),
+            issuer: format!("http://{addr}{}", paths.issuer),
+            jwks_uri: format!("http://{addr}{}", paths.jwks),
+            server: Mutex::new(Some(serve(listener, shared.clone()))),
             shared,
-            server,
         })
     }
 
-    /// The issuer identifier tokens carry in `iss`: `http://127.0.0.1:PORT`.
+    /// The issuer identifier tokens carry in `iss`: `http://127.0.0.1:PORT`
+    /// (followed by the path given to [`TestIssuer::start_at_path`]).
     pub fn issuer(&self) -> &str {
         &self.issuer
     }
@@ -139,9 +211,25 @@ impl TestIssuer {
         self.addr
     }
 
-    /// How many JWKS requests the issuer has answered so far.
+    /// How many JWKS requests the issuer has answered so far (`304`s included).
     pub fn jwks_requests(&self) -> usize {
         self.shared.jwks_requests.load(Ordering::SeqCst)
+    }
+
+    /// How many requests for `path` (e.g. `/jwks.json`) the issuer got so far.
+    pub fn requests_to(&self, path: &str) -> usize {
+        self.shared.lock().requests.get(path).copied().unwrap_or(0)
+    }
+
+    /// How many requests for either metadata document the issuer got so far.
+    pub fn metadata_requests(&self) -> usize {
+        let paths = &self.shared.paths;
+        self.requests_to(&paths.oidc) + self.requests_to(&paths.oauth)
+    }
+
+    /// How many JWKS requests were answered `304 Not Modified`.
+    pub fn not_modified_responses(&self) -> usize {
+        self.shared.not_modified.load(Ordering::SeqCst)
     }
 
     /// Publishes and signs with one more key.
@@ -165,6 +253,50 @@ impl TestIssuer {
     /// Changes how the JWKS endpoint answers.
     pub fn set_behaviour(&self, behaviour: JwksBehaviour) {
         self.shared.lock().behaviour = behaviour;
+    }
+
+    /// Changes which metadata documents are served (default [`Discovery::Oidc`]).
+    pub fn set_discovery(&self, discovery: Discovery) {
+        self.shared.lock().discovery = discovery;
+    }
+
+    /// Makes the metadata name this `issuer` instead of the real one (`None`
+    /// restores it), as a misconfigured or hostile server would.
+    pub fn set_metadata_issuer(&self, issuer: Option<String>) {
+        self.shared.lock().metadata_issuer = issuer;
+    }
+
+    /// Sends this `Cache-Control` value with the JWKS (`None`: no header).
+    pub fn set_cache_control(&self, value: Option<&str>) {
+        self.shared.lock().cache_control = value.map(str::to_owned);
+    }
+
+    /// Sends an `ETag` with the JWKS and answers a matching `If-None-Match`
+    /// with `304 Not Modified`.
+    pub fn set_etag(&self, enabled: bool) {
+        self.shared.lock().etag = enabled;
+    }
+
+    /// Stops listening: connections are refused until [`TestIssuer::restart`].
+    pub async fn stop(&self) {
+        let server = self
+            .server
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        if let Some(server) = server {
+            server.abort();
+            let _ = server.await;
+        }
+    }
+
+    /// Listens again on the same address after [`TestIssuer::stop`].
+    pub async fn restart(&self) -> Result<(), KeyError> {
+        self.stop().await;
+        let listener = bind(self.addr).await?;
+        let server = serve(listener, self.shared.clone());
+        *self.server.lock().unwrap_or_else(PoisonError::into_inner) = Some(server);
+        Ok(())
     }
 
     /// The key `kid`, published or not.
@@ -197,23 +329,113 @@ impl TestIssuer {
     }
 }
 
-async fn serve_jwks(State(shared): State<Arc<Shared>>) -> Response {
+async fn bind(addr: SocketAddr) -> Result<tokio::net::TcpListener, KeyError> {
+    tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|e| KeyError::Generation(format!("bind {addr}: {e}")))
+}
+
+fn serve(listener: tokio::net::TcpListener, shared: Arc<Shared>) -> tokio::task::JoinHandle<()> {
+    let app = Router::new().fallback(route).with_state(shared);
+    tokio::spawn(async move {
+        if let Err(error) = axum::serve(listener, app).await {
+            tracing::error!(%error, "test issuer stopped");
+        }
+    })
+}
+
+async fn route(State(shared): State<Arc<Shared>>, uri: Uri, headers: HeaderMap) -> Response {
+    let path = uri.path().to_owned();
+    *shared.lock().requests.entry(path.clone()).or_default() += 1;
+
+    let paths = &shared.paths;
+    let mut response = if path == paths.jwks {
+        serve_jwks(&shared, &headers).await
+    } else if path == paths.oidc || path == paths.oauth {
+        serve_metadata(&shared, &headers, path == paths.oidc)
+    } else {
+        StatusCode::NOT_FOUND.into_response()
+    };
+    response
+        .headers_mut()
+        .insert(header::CONNECTION, HeaderValue::from_static("close"));
+    response
+}
+
+/// `http://HOST` as the client addressed the issuer.
+fn origin(headers: &HeaderMap) -> String {
+    let host = headers.get(header::HOST).and_then(|h| h.to_str().ok());
+    format!("http://{}", host.unwrap_or("127.0.0.1"))
+}
+
+fn serve_metadata(shared: &Shared, headers: &HeaderMap, oidc: bool) -> Response {
+    let state = shared.lock();
+    let served = match state.discovery {
+        Discovery::Oidc => oidc,
+        Discovery::OAuth => !oidc,
+        Discovery::Both => true,
+        Discovery::Off => false,
+    };
+    if !served {
+        return StatusCode::NOT_FOUND.into_response();
+    }
+    let origin = origin(headers);
+    let issuer = (state.metadata_issuer.clone())
+        .unwrap_or_else(|| format!("{origin}{}", shared.paths.issuer));
+    let document = json!({
+        "issuer": issuer,
+        "jwks_uri": format!("{origin}{}", shared.paths.jwks),
+        "response_types_supported": ["code"],
+    });
+    axum::Json(document).into_response()
+}
+
+async fn serve_jwks(shared: &Shared, request: &HeaderMap) -> Response {
     shared.jwks_requests.fetch_add(1, Ordering::SeqCst);
-    let (behaviour, body) = {
+    let (behaviour, body, cache_control, etag) = {
         let state = shared.lock();
         let mut keys: Vec<Value> = state.keys.iter().map(|key| key.jwk().clone()).collect();
         keys.extend(state.extra_entries.iter().cloned());
-        (state.behaviour.clone(), json!({ "keys": keys }).to_string())
-    };
-
-    let normal = || {
+        let body = json!({ "keys": keys }).to_string();
+        let etag = state.etag.then(|| etag_of(&body));
         (
-            [(header::CONTENT_TYPE, "application/jwk-set+json")],
-            body.clone(),
+            state.behaviour.clone(),
+            body,
+            state.cache_control.clone(),
+            etag,
         )
     };
+
+    let mut headers = HeaderMap::new();
+    let mut put = |name, value: &str| {
+        if let Ok(value) = HeaderValue::from_str(value) {
+            headers.insert(name, value);
+        }
+    };
+    if let Some(value) = &cache_control {
+        put(header::CACHE_CONTROL, value);
+    }
+    if let Some(value) = &etag {
+        put(header::ETAG, value);
+    }
+    let matches = |etag: &str| {
+        request.get_all(header::IF_NONE_MATCH).iter().any(|value| {
+            value
+                .to_str()
+                .is_ok_and(|v| v.split(',').any(|v| v.trim() == etag))
+        })
+    };
+    let normal = |headers: HeaderMap| {
+        if etag.as_deref().is_some_and(matches) {
+            shared.not_modified.fetch_add(1, Ordering::SeqCst);
+            return (StatusCode::NOT_MODIFIED, headers).into_response();
+        }
+        let content_type = [(header::CONTENT_TYPE, "application/jwk-set+json")];
+        (headers, content_type, body.clone()).into_response()
+    };
+
     match behaviour {
-        JwksBehaviour::Normal => normal().into_response(),
+        JwksBehaviour::Normal => normal(headers),
         JwksBehaviour::Status(code) => StatusCode::from_u16(code)
             .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
             .into_response(),
@@ -221,11 +443,39 @@ async fn serve_jwks(State(shared): State<Arc<Shared>>) -> Response {
             (StatusCode::FOUND, [(header::LOCATION, location)]).into_response()
         }
         JwksBehaviour::Body(raw) => raw.into_response(),
+        JwksBehaviour::Html => (
+            [(header::CONTENT_TYPE, "text/html")],
+            "<html><body><h1>502 Bad Gateway</h1></body></html>",
+        )
+            .into_response(),
+        JwksBehaviour::Huge(bytes) => huge_body(bytes),
         JwksBehaviour::Delay(delay) => {
             tokio::time::sleep(delay).await;
-            normal().into_response()
+            normal(headers)
         }
     }
+}
+
+fn etag_of(body: &str) -> String {
+    let mut hasher = DefaultHasher::new();
+    body.hash(&mut hasher);
+    format!("\"{:016x}\"", hasher.finish())
+}
+
+/// `{"keys":[` followed by spaces up to `bytes`, in 64 KiB chunks.
+fn huge_body(bytes: usize) -> Response {
+    const CHUNK: usize = 64 * 1024;
+    let prefix = Bytes::from_static(b"{\"keys\":[");
+    let chunks = (0..bytes.div_ceil(CHUNK)).map(move |i| {
+        let len = CHUNK.min(bytes - i * CHUNK);
+        Ok::<_, std::convert::Infallible>(Bytes::from(vec![b' '; len]))
+    });
+    let stream = futures_util::stream::iter(std::iter::once(Ok(prefix)).chain(chunks));
+    (
+        [(header::CONTENT_TYPE, "application/json")],
+        Body::from_stream(stream),
+    )
+        .into_response()
 }
 
 /// Builds and signs one token; see [`TestIssuer::token`].

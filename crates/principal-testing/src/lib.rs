@@ -35,6 +35,6 @@ mod keys;
 pub mod pki;
 mod server;
 
-pub use issuer::{JwksBehaviour, TestIssuer, TokenBuilder};
+pub use issuer::{Discovery, JwksBehaviour, TestIssuer, TokenBuilder};
 pub use keys::{KeyError, SigningKey, encode_raw, unix_now};
 pub use server::TestServer;

@@ -11,6 +11,8 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use tower_principal::{AuthError, AuthLayer, Principal, RequireScopesLayer, Scopes, User};
 
+use tower_principal_jwt::IssuerSet;
+
 use crate::config::Mechanisms;
 
 /// The realm named in every challenge.
@@ -28,6 +30,7 @@ type Shared = Arc<Mutex<Orders>>;
 /// keys and client certificates when configured; the reports API takes only
 /// bearer tokens issued for the reports audience.
 pub(crate) fn router(mechanisms: Mechanisms) -> Router {
+    let issuers = mechanisms.orders.clone();
     let mut orders_auth = AuthLayer::builder().bearer(mechanisms.orders).realm(REALM);
     if let Some((api_keys, header)) = mechanisms.api_keys {
         orders_auth = orders_auth.api_key(api_keys).api_key_header(header);
@@ -60,8 +63,15 @@ pub(crate) fn router(mechanisms: Mechanisms) -> Router {
 
     Router::new()
         .route("/healthz", get(|| async { "ok" }))
+        .route("/ready", get(move || ready(issuers.clone())))
         .merge(orders_api)
         .merge(reports_api)
+}
+
+/// 200 when every trusted issuer's keys are loaded, else 503; JSON per issuer.
+async fn ready(issuers: IssuerSet) -> (StatusCode, Json<Value>) {
+    let readiness = issuers.readiness();
+    (readiness.status_code(), Json(readiness.to_json()))
 }
 
 async fn whoami(principal: Principal) -> Json<Value> {

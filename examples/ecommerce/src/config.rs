@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 use tower_principal_apikey::{ApiKeyAuthenticator, FileStore, KeyPrefix, MemoryStore};
-use tower_principal_jwt::{Algorithm, JwksCache, JwtValidator, TypPolicy};
+use tower_principal_jwt::{Algorithm, IssuerSet, JwksCache, JwtValidator, TypPolicy};
 use tower_principal_mtls::{
     CertificateMapper, ClientAuth, ClientCertHeaderConfig, MappingConfig, TlsServerConfig,
 };
@@ -32,13 +32,17 @@ pub(crate) struct Config {
     pub(crate) proxy: Option<ClientCertHeaderConfig>,
 }
 
+/// `[jwt]`: one trusted issuer inline (`issuer`, `audiences`, `jwks_uri` or
+/// discovery), and/or several as `[[jwt.issuers]]`; the other keys apply to all.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct JwtSection {
-    pub(crate) issuer: String,
-    pub(crate) audiences: Vec<String>,
-    pub(crate) jwks_uri: String,
+    pub(crate) issuer: Option<String>,
+    pub(crate) audiences: Option<Vec<String>>,
+    pub(crate) jwks_uri: Option<String>,
     pub(crate) algorithms: Option<Vec<Algorithm>>,
+    #[serde(default)]
+    pub(crate) issuers: Vec<IssuerEntry>,
     #[serde(default = "default_leeway")]
     pub(crate) leeway_secs: u64,
     #[serde(default)]
@@ -47,12 +51,51 @@ pub(crate) struct JwtSection {
     pub(crate) max_token_bytes: usize,
     #[serde(default = "default_ttl")]
     pub(crate) jwks_ttl_secs: u64,
+    #[serde(default = "default_min_ttl")]
+    pub(crate) jwks_min_ttl_secs: u64,
+    #[serde(default = "default_max_ttl")]
+    pub(crate) jwks_max_ttl_secs: u64,
     #[serde(default = "default_cooldown")]
     pub(crate) jwks_refresh_cooldown_secs: u64,
+    #[serde(default = "default_retry_ms")]
+    pub(crate) jwks_retry_interval_ms: u64,
+    #[serde(default = "default_max_retry")]
+    pub(crate) jwks_max_retry_interval_secs: u64,
     #[serde(default = "default_timeout")]
     pub(crate) jwks_fetch_timeout_ms: u64,
     #[serde(default = "default_max_body")]
     pub(crate) jwks_max_body_bytes: usize,
+    #[serde(default = "default_max_staleness")]
+    pub(crate) jwks_max_staleness_secs: u64,
+    #[serde(default = "default_true")]
+    pub(crate) background_refresh: bool,
+    #[serde(default)]
+    pub(crate) startup: StartupSetting,
+    #[serde(default = "default_startup_timeout")]
+    pub(crate) startup_timeout_secs: u64,
+}
+
+/// One `[[jwt.issuers]]` entry.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct IssuerEntry {
+    pub(crate) issuer: String,
+    pub(crate) audiences: Vec<String>,
+    /// Without it, keys are found through discovery from `issuer`.
+    pub(crate) jwks_uri: Option<String>,
+    pub(crate) algorithms: Option<Vec<Algorithm>>,
+}
+
+/// What to do at start-up until keys are loaded.
+#[derive(Debug, Default, Clone, Copy, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub(crate) enum StartupSetting {
+    /// Wait up to `startup_timeout_secs` for every issuer's keys, then serve
+    /// (answering 503 for issuers still without keys).
+    #[default]
+    Wait,
+    /// Serve at once; requests answer 503 until keys arrive.
+    Background,
 }
 
 #[derive(Debug, Default, Clone, Copy, Deserialize)]
@@ -142,6 +185,27 @@ fn default_timeout() -> u64 {
 fn default_max_body() -> usize {
     tower_principal_jwt::jwks::DEFAULT_MAX_BODY_BYTES
 }
+fn default_min_ttl() -> u64 {
+    tower_principal_jwt::jwks::DEFAULT_MIN_TTL.as_secs()
+}
+fn default_max_ttl() -> u64 {
+    tower_principal_jwt::jwks::DEFAULT_MAX_TTL.as_secs()
+}
+fn default_retry_ms() -> u64 {
+    tower_principal_jwt::jwks::DEFAULT_RETRY_INTERVAL.as_millis() as u64
+}
+fn default_max_retry() -> u64 {
+    tower_principal_jwt::jwks::DEFAULT_MAX_RETRY_INTERVAL.as_secs()
+}
+fn default_max_staleness() -> u64 {
+    tower_principal_jwt::jwks::DEFAULT_MAX_STALENESS.as_secs()
+}
+fn default_true() -> bool {
+    true
+}
+fn default_startup_timeout() -> u64 {
+    10
+}
 fn default_reports_audience() -> String {
     DEFAULT_REPORTS_AUDIENCE.to_owned()
 }
@@ -167,6 +231,8 @@ pub(crate) enum ConfigProblem {
     Parse { path: String, message: String },
     #[error("invalid [jwt] settings: {0}")]
     Jwt(#[from] tower_principal_jwt::ConfigError),
+    #[error("invalid [jwt] settings: {0}")]
+    JwtShape(&'static str),
     #[error("invalid [api_keys] settings: {0}")]
     ApiKeys(String),
     #[error("invalid [tls] settings: {0}")]
@@ -192,25 +258,62 @@ impl Config {
 
 /// Everything that authenticates, built from configuration.
 pub(crate) struct Mechanisms {
-    pub(crate) orders: JwtValidator,
-    pub(crate) reports: JwtValidator,
+    pub(crate) orders: IssuerSet,
+    pub(crate) reports: IssuerSet,
     pub(crate) api_keys: Option<(ApiKeyAuthenticator, http::HeaderName)>,
     pub(crate) certificates: Option<CertificateMapper>,
 }
 
 impl JwtSection {
-    pub(crate) fn validators(
-        &self,
-        reports_audience: &str,
-    ) -> Result<(JwtValidator, JwtValidator), ConfigProblem> {
-        let keys = JwksCache::builder(&self.jwks_uri)
-            .ttl(Duration::from_secs(self.jwks_ttl_secs))
-            .refresh_cooldown(Duration::from_secs(self.jwks_refresh_cooldown_secs))
-            .fetch_timeout(Duration::from_millis(self.jwks_fetch_timeout_ms))
-            .max_body_bytes(self.jwks_max_body_bytes)
-            .build()?;
-        let mut builder = JwtValidator::builder(&self.issuer)
-            .audiences(self.audiences.iter().cloned())
+    /// The inline issuer (if any) followed by the `[[jwt.issuers]]` entries.
+    fn entries(&self) -> Result<Vec<IssuerEntry>, ConfigProblem> {
+        let mut entries = Vec::new();
+        match (&self.issuer, &self.audiences) {
+            (Some(issuer), Some(audiences)) => entries.push(IssuerEntry {
+                issuer: issuer.clone(),
+                audiences: audiences.clone(),
+                jwks_uri: self.jwks_uri.clone(),
+                algorithms: None,
+            }),
+            (None, None) if self.jwks_uri.is_none() => {}
+            _ => {
+                return Err(ConfigProblem::JwtShape(
+                    "`issuer` and `audiences` go together",
+                ));
+            }
+        }
+        entries.extend(self.issuers.iter().map(|entry| IssuerEntry {
+            issuer: entry.issuer.clone(),
+            audiences: entry.audiences.clone(),
+            jwks_uri: entry.jwks_uri.clone(),
+            algorithms: entry.algorithms.clone(),
+        }));
+        if entries.is_empty() {
+            return Err(ConfigProblem::JwtShape(
+                "configure `issuer` or `[[jwt.issuers]]`",
+            ));
+        }
+        Ok(entries)
+    }
+
+    fn validator(&self, entry: &IssuerEntry) -> Result<JwtValidator, ConfigProblem> {
+        let keys = match &entry.jwks_uri {
+            Some(uri) => JwksCache::builder(uri),
+            None => JwksCache::discover(&entry.issuer),
+        }
+        .ttl(Duration::from_secs(self.jwks_ttl_secs))
+        .min_ttl(Duration::from_secs(self.jwks_min_ttl_secs))
+        .max_ttl(Duration::from_secs(self.jwks_max_ttl_secs))
+        .refresh_cooldown(Duration::from_secs(self.jwks_refresh_cooldown_secs))
+        .retry_interval(Duration::from_millis(self.jwks_retry_interval_ms))
+        .max_retry_interval(Duration::from_secs(self.jwks_max_retry_interval_secs))
+        .fetch_timeout(Duration::from_millis(self.jwks_fetch_timeout_ms))
+        .max_body_bytes(self.jwks_max_body_bytes)
+        .max_staleness(Duration::from_secs(self.jwks_max_staleness_secs))
+        .background_refresh(self.background_refresh)
+        .build()?;
+        let mut builder = JwtValidator::builder(&entry.issuer)
+            .audiences(entry.audiences.iter().cloned())
             .leeway(Duration::from_secs(self.leeway_secs))
             .typ_policy(match self.typ {
                 TypSetting::Lenient => TypPolicy::Lenient,
@@ -218,12 +321,26 @@ impl JwtSection {
             })
             .max_token_bytes(self.max_token_bytes)
             .jwks(keys);
-        if let Some(algorithms) = &self.algorithms {
+        if let Some(algorithms) = entry.algorithms.as_ref().or(self.algorithms.as_ref()) {
             builder = builder.algorithms(algorithms.iter().copied());
         }
-        let orders = builder.build()?;
-        let reports = orders.for_audiences([reports_audience])?;
-        Ok((orders, reports))
+        Ok(builder.build()?)
+    }
+
+    /// The issuers the orders API trusts, and the same issuers (sharing their
+    /// key caches) for the reports audience.
+    pub(crate) fn issuer_sets(
+        &self,
+        reports_audience: &str,
+    ) -> Result<(IssuerSet, IssuerSet), ConfigProblem> {
+        let mut orders = IssuerSet::builder();
+        let mut reports = IssuerSet::builder();
+        for entry in self.entries()? {
+            let validator = self.validator(&entry)?;
+            reports = reports.issuer(validator.for_audiences([reports_audience])?);
+            orders = orders.issuer(validator);
+        }
+        Ok((orders.build()?, reports.build()?))
     }
 }
 
@@ -295,7 +412,8 @@ mod tests {
         assert_eq!(config.reports.audience, "reporting-service");
         assert_eq!(config.jwt.leeway_secs, 60);
         assert!(config.api_keys.is_none() && config.tls.is_none() && config.proxy.is_none());
-        assert!(config.jwt.validators("reporting-service").is_ok());
+        assert!(config.jwt.issuer_sets("reporting-service").is_ok());
+        assert!(matches!(config.jwt.startup, StartupSetting::Wait));
     }
 
     #[test]
@@ -331,11 +449,47 @@ mod tests {
             "[jwt]\nissuer = \"i\"\naudiences = []\njwks_uri = \"http://127.0.0.1:1/\"",
         )
         .unwrap();
-        assert!(config.jwt.validators("r").is_err());
+        assert!(config.jwt.issuer_sets("r").is_err());
         let config: Config = toml::from_str(
             "[jwt]\nissuer = \"i\"\naudiences = [\"a\"]\njwks_uri = \"http://127.0.0.1:1/\"\nalgorithms = [\"HS256\"]",
         )
         .unwrap();
-        assert!(config.jwt.validators("r").is_err());
+        assert!(config.jwt.issuer_sets("r").is_err());
+    }
+
+    #[test]
+    fn several_issuers_and_discovery() {
+        let config: Config = toml::from_str(
+            r#"
+            [jwt]
+            startup = "background"
+            [[jwt.issuers]]
+            issuer = "https://a.example.com/"
+            audiences = ["orders-api"]
+            [[jwt.issuers]]
+            issuer = "https://b.example.com/"
+            audiences = ["orders-api"]
+            jwks_uri = "https://b.example.com/keys"
+            algorithms = ["ES256"]
+            "#,
+        )
+        .unwrap();
+        let (orders, reports) = config.jwt.issuer_sets("reporting-service").unwrap();
+        assert_eq!(orders.issuers().count(), 2);
+        assert_eq!(reports.issuers().count(), 2);
+    }
+
+    #[test]
+    fn issuer_without_audiences_or_nothing_at_all_is_refused() {
+        let config: Config = toml::from_str("[jwt]\nissuer = \"i\"").unwrap();
+        assert!(config.jwt.issuer_sets("r").is_err());
+        let config: Config = toml::from_str("[jwt]\n").unwrap();
+        assert!(config.jwt.issuer_sets("r").is_err());
+        let dup = "[jwt]\nissuer = \"i\"\naudiences = [\"a\"]\n[[jwt.issuers]]\nissuer = \"i\"\naudiences = [\"b\"]";
+        let config: Config = toml::from_str(dup).unwrap();
+        assert!(
+            config.jwt.issuer_sets("r").is_err(),
+            "one issuer configured twice"
+        );
     }
 }

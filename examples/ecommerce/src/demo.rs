@@ -10,7 +10,7 @@ use tower_principal::Scopes;
 use tower_principal_apikey::{
     AccountName, ApiKey, ApiKeyAuthenticator, KeyPrefix, MemoryStore, StoredKey,
 };
-use tower_principal_jwt::{JwksCache, JwtValidator};
+use tower_principal_jwt::{IssuerSet, JwksCache, JwtValidator};
 use tower_principal_mtls::{
     CertificateMapper, ClientAuth, MappingConfig, MappingRule, Matcher, TlsServerConfig,
 };
@@ -125,9 +125,12 @@ impl Demo {
         let rule = MappingRule::new(Matcher::UriSan(ORDER_PROCESSOR.to_owned()), ACCOUNT, scopes);
         let mapper = CertificateMapper::new(MappingConfig::new(vec![rule])).map_err(setup)?;
         let header = http::HeaderName::from_static("x-api-key");
+        let orders = IssuerSet::builder().issuer(self.orders.clone()).build()?;
+        let reports = IssuerSet::builder().issuer(self.reports.clone()).build()?;
+        orders.start();
         Ok(Mechanisms {
-            orders: self.orders.clone(),
-            reports: self.reports.clone(),
+            orders,
+            reports,
             api_keys: Some((ApiKeyAuthenticator::new(self.api_keys.clone()), header)),
             certificates: Some(mapper),
         })

@@ -20,7 +20,9 @@ use axum::Router;
 use clap::Parser;
 use tower_principal_mtls::ClientCertHeaderLayer;
 
-use crate::config::{Config, ConfigProblem, DEFAULT_LISTEN, DEFAULT_TLS_LISTEN, Mechanisms};
+use crate::config::{
+    Config, ConfigProblem, DEFAULT_LISTEN, DEFAULT_TLS_LISTEN, Mechanisms, StartupSetting,
+};
 
 /// Orders and reports resource server protected by tower-principal.
 #[derive(Debug, Parser)]
@@ -172,7 +174,7 @@ async fn from_demo(cli: &Cli) -> Result<Plan, demo::DemoError> {
 
 async fn from_config(path: &Path, cli: &Cli) -> Result<Plan, ConfigProblem> {
     let config = Config::load(path)?;
-    let (orders, reports) = config.jwt.validators(&config.reports.audience)?;
+    let (orders, reports) = config.jwt.issuer_sets(&config.reports.audience)?;
     let api_keys = config
         .api_keys
         .as_ref()
@@ -190,17 +192,20 @@ async fn from_config(path: &Path, cli: &Cli) -> Result<Plan, ConfigProblem> {
     };
     let proxy = config.proxy.clone().map(ClientCertHeaderLayer::from);
 
-    // Start even if the issuer is down: requests get 503 until keys arrive.
-    if let Some(keys) = orders.jwks() {
-        match tokio::time::timeout(Duration::from_secs(10), keys.refresh()).await {
-            Ok(Ok(count)) => tracing::info!(keys = count, uri = keys.uri(), "signing keys loaded"),
-            Ok(Err(error)) => {
-                tracing::warn!(%error, "signing keys unavailable; answering 503 until they load")
-            }
-            Err(_) => {
-                tracing::warn!("signing keys not loaded within 10 s; answering 503 until they load")
+    // Either way the server starts; issuers without keys answer 503 until
+    // their keys arrive, and /ready says which.
+    match config.jwt.startup {
+        StartupSetting::Wait => {
+            let timeout = Duration::from_secs(config.jwt.startup_timeout_secs);
+            let readiness = orders.wait_until_ready(timeout).await;
+            for status in readiness.issuers().iter().filter(|status| !status.ready) {
+                tracing::warn!(
+                    issuer = %status.issuer,
+                    "signing keys not loaded at start-up; answering 503 for this issuer until they load"
+                );
             }
         }
+        StartupSetting::Background => orders.start(),
     }
 
     let mechanisms = Mechanisms {

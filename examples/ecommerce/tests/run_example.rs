@@ -231,23 +231,27 @@ async fn demo_without_a_writable_directory_still_serves_plain_http() {
     assert_eq!(seen_system, 1, "order-processor by API key");
 }
 
-// Multi-threaded: the test issuer must answer while this thread reads the
+fn write_config(name: &str, text: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("ecommerce-{name}-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("config.toml");
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+// Multi-threaded: the test issuers must answer while this thread reads the
 // child's output synchronously.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn config_mode_trusts_the_external_issuer() {
     let issuer = TestIssuer::start().await.unwrap();
-    let dir = std::env::temp_dir().join(format!("ecommerce-config-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let path = dir.join("config.toml");
-    std::fs::write(
-        &path,
-        format!(
+    let path = write_config(
+        "config",
+        &format!(
             "listen = \"127.0.0.1:0\"\n[jwt]\nissuer = \"{}\"\naudiences = [\"orders-api\"]\njwks_uri = \"{}\"\n[reports]\naudience = \"reports-x\"\n",
             issuer.issuer(),
             issuer.jwks_uri()
         ),
-    )
-    .unwrap();
+    );
 
     let running = run(&["--config", path.to_str().unwrap()], "listening on ");
     let base = running
@@ -283,6 +287,67 @@ async fn config_mode_trusts_the_external_issuer() {
         .claim("iss", serde_json::json!("https://other/"))
         .sign();
     assert_eq!(get("/orders", foreign).await.unwrap().status(), 401);
+    assert_eq!(issuer.jwks_requests(), 1, "keys loaded once at start-up");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn config_mode_with_discovery_and_several_issuers() {
+    let discovered = TestIssuer::start().await.unwrap();
+    let second = TestIssuer::start().await.unwrap();
+    let untrusted = TestIssuer::start().await.unwrap();
+    let path = write_config(
+        "issuers",
+        &format!(
+            "listen = \"127.0.0.1:0\"\n[jwt]\nissuer = \"{}\"\naudiences = [\"orders-api\"]\n[[jwt.issuers]]\nissuer = \"{}\"\naudiences = [\"orders-api\"]\njwks_uri = \"{}\"\nalgorithms = [\"ES256\"]\n",
+            discovered.issuer(),
+            second.issuer(),
+            second.jwks_uri()
+        ),
+    );
+
+    let running = run(&["--config", path.to_str().unwrap()], "listening on ");
+    let base = running
+        .lines
+        .last()
+        .unwrap()
+        .trim_start_matches("listening on ")
+        .to_owned();
+    let client = reqwest::Client::new();
+    let status = |token: String| {
+        let request = client
+            .get(format!("{base}/orders"))
+            .header("authorization", format!("Bearer {token}"));
+        async move { request.send().await.unwrap().status().as_u16() }
+    };
+
+    let ready = client.get(format!("{base}/ready")).send().await.unwrap();
+    assert_eq!(ready.status(), 200);
+    let body: serde_json::Value = serde_json::from_str(&ready.text().await.unwrap()).unwrap();
+    assert!(body.to_string().contains(discovered.issuer()), "{body}");
+
+    assert_eq!(
+        status(discovered.token().sign()).await,
+        200,
+        "issuer found by discovery"
+    );
+    let es256 = second.token().signed_by(second.key("ec-1").unwrap()).sign();
+    assert_eq!(status(es256).await, 200, "second issuer");
+    assert_eq!(
+        status(second.token().sign()).await,
+        401,
+        "RS256 not allowed for it"
+    );
+    assert_eq!(
+        status(untrusted.token().sign()).await,
+        401,
+        "untrusted issuer"
+    );
+    assert_eq!(
+        untrusted.jwks_requests(),
+        0,
+        "no request to an untrusted issuer"
+    );
+    assert_eq!(discovered.jwks_requests(), 1);
 }
 
 #[test]
