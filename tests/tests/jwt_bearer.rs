@@ -653,6 +653,19 @@ async fn certificate_bound_token_without_a_certificate_is_401() {
 }
 
 #[tokio::test]
+async fn confirmation_methods_we_cannot_check_fail_closed() {
+    let h = Harness::start().await;
+    for cnf in [
+        json!({ "jkt": "0ZcOCORZNYy-DWpqq30jZyJGHTN0d2HglBV3uiguA4I" }),
+        json!({}),
+        json!("x"),
+    ] {
+        let token = h.issuer.token().claim("cnf", cnf.clone()).sign();
+        assert_invalid_token(h.get("/whoami", &token).await).await;
+    }
+}
+
+#[tokio::test]
 async fn jwks_unreachable_is_503_not_a_client_error() {
     let h = Harness::with(|c| c.retry_interval(Duration::from_millis(1)), |v| v).await;
     h.issuer.set_behaviour(JwksBehaviour::Status(500));

@@ -102,10 +102,13 @@ pub(crate) struct RegisteredClaims {
 }
 
 /// RFC 7800 / RFC 8705 confirmation claim; only `x5t#S256` is understood.
+/// Any other member (DPoP's `jkt`, `jwk`, ...) names a proof we cannot check.
 #[derive(Debug, Deserialize)]
 pub(crate) struct Confirmation {
     #[serde(rename = "x5t#S256")]
     pub(crate) x5t_s256: Option<String>,
+    #[serde(flatten)]
+    pub(crate) other: serde_json::Map<String, Value>,
 }
 
 impl RegisteredClaims {

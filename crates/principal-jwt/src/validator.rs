@@ -369,13 +369,19 @@ fn verify_signature(
     }
 }
 
-/// RFC 8705 §3: a token with `cnf.x5t#S256` needs the matching client certificate.
+/// RFC 8705 §3: a token with `cnf.x5t#S256` needs the matching client
+/// certificate. A `cnf` we cannot check (another confirmation method, such as
+/// DPoP's `jkt`, or none at all) fails closed: the token is sender-constrained
+/// by a proof this validator does not verify.
 fn check_binding(
     claims: &RegisteredClaims,
     client_certificate: Option<&ClientCertificate>,
 ) -> Result<(), AuthError> {
-    let Some(expected) = claims.cnf.as_ref().and_then(|cnf| cnf.x5t_s256.as_deref()) else {
+    let Some(cnf) = &claims.cnf else {
         return Ok(());
+    };
+    let Some(expected) = cnf.x5t_s256.as_deref().filter(|_| cnf.other.is_empty()) else {
+        return Err(invalid(Reason::BindingMismatch));
     };
     let presented = client_certificate.map(|cert| URL_SAFE_NO_PAD.encode(cert.sha256()));
     if presented.as_deref() == Some(expected) {

@@ -116,4 +116,6 @@ pub use proxy::{
     ClientCertHeaderLayer, DEFAULT_MAX_HEADER_BYTES, InvalidNetwork, IpNetwork, TrustedProxies,
 };
 pub use server::config::{ClientAuth, TlsConfigError, TlsServerConfig, TlsServerConfigBuilder};
-pub use server::serve::{DEFAULT_HANDSHAKE_TIMEOUT, Serve, serve};
+pub use server::serve::{
+    DEFAULT_HANDSHAKE_TIMEOUT, DEFAULT_HEADER_READ_TIMEOUT, Serve, serve, serve_plain,
+};

@@ -26,24 +26,29 @@ struct Orders {
 
 type Shared = Arc<Mutex<Orders>>;
 
-/// Builds the whole application. The orders API takes bearer tokens, and API
-/// keys and client certificates when configured; the reports API takes only
-/// bearer tokens issued for the reports audience.
+/// Builds the whole application. Both APIs read the same credentials (bearer
+/// tokens, and API keys and client certificates when configured), so two
+/// credentials are refused alike everywhere; they differ in the audience a
+/// bearer token must carry: the reports API accepts only tokens for the
+/// reports audience.
 pub(crate) fn router(mechanisms: Mechanisms) -> Router {
     let issuers = mechanisms.orders.clone();
-    let mut orders_auth = AuthLayer::builder().bearer(mechanisms.orders).realm(REALM);
-    if let Some((api_keys, header)) = mechanisms.api_keys {
-        orders_auth = orders_auth.api_key(api_keys).api_key_header(header);
-    }
-    if let Some(certificates) = mechanisms.certificates {
-        orders_auth = orders_auth.client_certificate(certificates);
-    }
-    let orders_auth = orders_auth
-        .build()
-        .expect("a bearer mechanism and a valid realm");
-    let reports_auth = AuthLayer::new(mechanisms.reports)
-        .with_realm(REALM)
-        .expect("the realm is a valid quoted string");
+    let auth = |bearer: IssuerSet| {
+        let mut builder = AuthLayer::builder().bearer(bearer).realm(REALM);
+        if let Some((api_keys, header)) = &mechanisms.api_keys {
+            builder = builder
+                .api_key(api_keys.clone())
+                .api_key_header(header.clone());
+        }
+        if let Some(certificates) = &mechanisms.certificates {
+            builder = builder.client_certificate(certificates.clone());
+        }
+        builder
+            .build()
+            .expect("a bearer mechanism and a valid realm")
+    };
+    let orders_auth = auth(mechanisms.orders.clone());
+    let reports_auth = auth(mechanisms.reports.clone());
     let store: Shared = Arc::default();
 
     let read = get(list_orders).route_layer(RequireScopesLayer::all(["orders:read"]));
@@ -52,14 +57,15 @@ pub(crate) fn router(mechanisms: Mechanisms) -> Router {
         .route("/whoami", get(whoami))
         .route("/orders", read.merge(write))
         .with_state(store)
-        .layer(orders_auth);
+        // `route_layer`: unknown paths answer 404 instead of being authenticated.
+        .route_layer(orders_auth);
 
     let reports_api = Router::new()
         .route(
             "/reports",
             post(generate_report).route_layer(RequireScopesLayer::all(["reports:generate"])),
         )
-        .layer(reports_auth);
+        .route_layer(reports_auth);
 
     Router::new()
         .route("/healthz", get(|| async { "ok" }))
@@ -97,13 +103,13 @@ async fn list_orders(
     State(store): State<Shared>,
     principal: Principal,
     Query(query): Query<ListQuery>,
-) -> Result<Json<Value>, AuthError> {
+) -> Result<Json<Value>, axum::response::Response> {
     let status = query.status.as_deref();
     if status == Some("pending") && !principal.has_scope("orders:process") {
         let required = Scopes::parse_space_delimited("orders:process").unwrap_or_default();
         let error = AuthError::insufficient_scope(required);
         error.log();
-        return Err(error);
+        return Err(error.to_response(Some(REALM)));
     }
     let orders = store.lock().unwrap_or_else(PoisonError::into_inner);
     let selected: Vec<&Value> = orders

@@ -260,8 +260,8 @@ impl Config {
 pub(crate) struct Mechanisms {
     pub(crate) orders: IssuerSet,
     pub(crate) reports: IssuerSet,
-    pub(crate) api_keys: Option<(ApiKeyAuthenticator, http::HeaderName)>,
-    pub(crate) certificates: Option<CertificateMapper>,
+    pub(crate) api_keys: Option<(Arc<ApiKeyAuthenticator>, http::HeaderName)>,
+    pub(crate) certificates: Option<Arc<CertificateMapper>>,
 }
 
 impl JwtSection {
@@ -348,7 +348,7 @@ impl ApiKeySection {
     /// Needs a tokio runtime: the file store watches its file.
     pub(crate) fn authenticator(
         &self,
-    ) -> Result<(ApiKeyAuthenticator, http::HeaderName), ConfigProblem> {
+    ) -> Result<(Arc<ApiKeyAuthenticator>, http::HeaderName), ConfigProblem> {
         let problem = |e: &dyn std::fmt::Display| ConfigProblem::ApiKeys(e.to_string());
         let prefix = KeyPrefix::new(&self.prefix).map_err(|e| problem(&e))?;
         let header =
@@ -367,7 +367,7 @@ impl ApiKeySection {
             }
             (None, None) => return Err(problem(&"set `file` or `env`")),
         };
-        Ok((authenticator.with_prefix(prefix), header))
+        Ok((Arc::new(authenticator.with_prefix(prefix)), header))
     }
 }
 
@@ -389,8 +389,10 @@ impl TlsSection {
             .map_err(|e| ConfigProblem::Tls(e.to_string()))
     }
 
-    pub(crate) fn mapper(&self) -> Result<CertificateMapper, ConfigProblem> {
-        CertificateMapper::new(self.mapping.clone()).map_err(|e| ConfigProblem::Tls(e.to_string()))
+    pub(crate) fn mapper(&self) -> Result<Arc<CertificateMapper>, ConfigProblem> {
+        CertificateMapper::new(self.mapping.clone())
+            .map(Arc::new)
+            .map_err(|e| ConfigProblem::Tls(e.to_string()))
     }
 }
 

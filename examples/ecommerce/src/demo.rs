@@ -108,6 +108,7 @@ fn ensure_pki(dir: &Path) -> std::io::Result<bool> {
         return Ok(false);
     }
     std::fs::create_dir_all(dir)?;
+    restrict(dir, 0o700)?;
     let ca = TestCa::new("tower-principal demo CA");
     let server = ca.server();
     let client = ca.client(ORDER_PROCESSOR);
@@ -116,7 +117,22 @@ fn ensure_pki(dir: &Path) -> std::io::Result<bool> {
     std::fs::write(dir.join(SERVER_KEY_FILE), &server.key)?;
     std::fs::write(dir.join(CLIENT_CERT_FILE), &client.cert)?;
     std::fs::write(dir.join(CLIENT_KEY_FILE), &client.key)?;
+    for key in [SERVER_KEY_FILE, CLIENT_KEY_FILE] {
+        restrict(&dir.join(key), 0o600)?;
+    }
     Ok(true)
+}
+
+/// Private keys and the directory holding them are for the owner only.
+#[cfg(unix)]
+fn restrict(path: &Path, mode: u32) -> std::io::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
+}
+
+#[cfg(not(unix))]
+fn restrict(_path: &Path, _mode: u32) -> std::io::Result<()> {
+    Ok(())
 }
 
 impl Demo {
@@ -131,8 +147,11 @@ impl Demo {
         Ok(Mechanisms {
             orders,
             reports,
-            api_keys: Some((ApiKeyAuthenticator::new(self.api_keys.clone()), header)),
-            certificates: Some(mapper),
+            api_keys: Some((
+                Arc::new(ApiKeyAuthenticator::new(self.api_keys.clone())),
+                header,
+            )),
+            certificates: Some(Arc::new(mapper)),
         })
     }
 
@@ -194,7 +213,9 @@ impl Demo {
             Some(tls_addr) => println!(
                 "  resource server : {base} and https://{tls_addr} (TLS, client certificates optional)"
             ),
-            None => println!("  resource server : {base} (no TLS listener: see the warning above)"),
+            None => {
+                println!("  resource server : {base} (no TLS listener: see the warning on stderr)")
+            }
         }
         println!(
             "  demo issuer     : {} (JWKS: {})",

@@ -120,11 +120,10 @@ async fn run(plan: Plan) -> Result<(), String> {
         Some(layer) => plan.router.clone().layer(layer),
         None => plan.router.clone(),
     };
-    let plain = axum::serve(
-        listener,
-        plain_router.into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(shutdown_signal());
+    // Not `axum::serve`: this one cuts off clients that send nothing or trickle
+    // their request head (the header read timeout), like the TLS listener.
+    let plain = tower_principal_mtls::serve_plain(listener, plain_router)
+        .with_graceful_shutdown(shutdown_signal());
     let plain = async move { plain.await.map_err(|e| format!("http server failed: {e}")) };
 
     match tls {
@@ -188,7 +187,12 @@ async fn from_config(path: &Path, cli: &Cli) -> Result<Plan, ConfigProblem> {
                 Some(section.mapper()?),
             )
         }
-        None => (None, None),
+        None => {
+            if cli.tls_listen.is_some() {
+                tracing::warn!("--tls-listen is ignored: the configuration has no [tls] section");
+            }
+            (None, None)
+        }
     };
     let proxy = config.proxy.clone().map(ClientCertHeaderLayer::from);
 

@@ -205,6 +205,60 @@ async fn demo_mode_curl_commands_answer_as_printed() {
         "order-processor by API key and by certificate"
     );
 
+    // What the printed commands do not show.
+    let exports = exports_of(&running.lines);
+    let base = running
+        .lines
+        .iter()
+        .find_map(|l| l.trim().strip_prefix("resource server : "))
+        .and_then(|rest| rest.split(' ').next())
+        .unwrap()
+        .to_owned();
+    let client = reqwest::Client::new();
+    let bearer = |name: &str| format!("Bearer {}", exports[name]);
+    let unknown = client
+        .get(format!("{base}/nope"))
+        .header("authorization", bearer("ALICE_TOKEN"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        unknown.status(),
+        404,
+        "unknown routes are not authenticated"
+    );
+    let two = client
+        .post(format!("{base}/reports"))
+        .header("authorization", bearer("REPORTS_TOKEN"))
+        .header("x-api-key", "junk")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(two.status(), 400, "two credentials on the reports API");
+    let pending = client
+        .get(format!("{base}/orders?status=pending"))
+        .header("authorization", bearer("ALICE_TOKEN"))
+        .send()
+        .await
+        .unwrap();
+    let challenge = pending.headers()["www-authenticate"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert!(
+        challenge.starts_with(r#"Bearer realm="ecommerce", error="insufficient_scope""#),
+        "{challenge}"
+    );
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(dir.join("order-processor.key"))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o077, 0, "private keys are for the owner only");
+    }
+
     // A second run reuses the PKI it wrote.
     drop(running);
     let again = run(&args, "ready");

@@ -1,4 +1,5 @@
-//! [`serve`]: an accept loop for axum routers over rustls.
+//! [`serve`]: an accept loop for axum routers over rustls, and [`serve_plain`],
+//! the same loop without TLS.
 
 use std::convert::Infallible;
 use std::fmt;
@@ -31,6 +32,9 @@ type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send + 'static>>;
 
 /// The default bound on the TLS handshake of one connection.
 pub const DEFAULT_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+/// The default bound on receiving an HTTP/1.1 request head, idle keep-alive
+/// connections included.
+pub const DEFAULT_HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Serves `router` over TLS on `listener` with the rustls configuration `tls`.
 ///
@@ -47,7 +51,8 @@ pub const DEFAULT_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// 3. HTTP/1.1 or HTTP/2 (as negotiated by ALPN) is served, and every request
 ///    gets the [`ClientCertificate`] and the peer's
 ///    [`ConnectInfo<SocketAddr>`](ConnectInfo) in its extensions. HTTP/1.1
-///    request heads must arrive within hyper's header read timeout (30 s).
+///    request heads must arrive within [`Serve::header_read_timeout`] (30 s
+///    by default), which also closes idle keep-alive connections.
 ///
 /// The certificate is trusted as verified: `tls` should come from
 /// [`TlsServerConfig`](crate::TlsServerConfig), or at least use a verifying
@@ -73,26 +78,52 @@ pub const DEFAULT_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// # }
 /// ```
 pub fn serve(listener: TcpListener, tls: Arc<ServerConfig>, router: Router) -> Serve {
-    Serve {
-        listener,
-        acceptor: TlsAcceptor::from(tls),
-        router,
-        handshake_timeout: DEFAULT_HANDSHAKE_TIMEOUT,
-        shutdown: None,
-    }
+    Serve::new(listener, Some(TlsAcceptor::from(tls)), router)
 }
 
-/// A TLS server, returned by [`serve`]; await it to run it.
+/// Serves `router` over plain HTTP/1.1 and HTTP/2 (prior knowledge) on
+/// `listener`, with the same per-connection bounds and graceful shutdown as
+/// [`serve`] and the peer's [`ConnectInfo<SocketAddr>`](ConnectInfo) in every
+/// request. Unlike `axum::serve`, slow or idle clients are cut off after the
+/// [header read timeout](Serve::header_read_timeout).
+///
+/// Put it behind a TLS-terminating proxy, with
+/// [`ClientCertHeaderLayer`](crate::ClientCertHeaderLayer) if the proxy
+/// forwards client certificates.
+pub fn serve_plain(listener: TcpListener, router: Router) -> Serve {
+    Serve::new(listener, None, router)
+}
+
+/// A server, returned by [`serve`] or [`serve_plain`]; await it to run it.
 #[must_use = "a server does nothing until it is awaited"]
 pub struct Serve {
     listener: TcpListener,
-    acceptor: TlsAcceptor,
+    acceptor: Option<TlsAcceptor>,
     router: Router,
     handshake_timeout: Duration,
+    header_read_timeout: Duration,
     shutdown: Option<BoxFuture<()>>,
 }
 
 impl Serve {
+    fn new(listener: TcpListener, acceptor: Option<TlsAcceptor>, router: Router) -> Self {
+        Self {
+            listener,
+            acceptor,
+            router,
+            handshake_timeout: DEFAULT_HANDSHAKE_TIMEOUT,
+            header_read_timeout: DEFAULT_HEADER_READ_TIMEOUT,
+            shutdown: None,
+        }
+    }
+
+    /// Bounds the arrival of each HTTP/1.1 request head, and the idle time
+    /// of keep-alive connections (30 s by default).
+    pub fn header_read_timeout(mut self, timeout: Duration) -> Self {
+        self.header_read_timeout = timeout;
+        self
+    }
+
     /// Bounds the TLS handshake of each connection (10 s by default).
     pub fn handshake_timeout(mut self, timeout: Duration) -> Self {
         self.handshake_timeout = timeout;
@@ -139,6 +170,7 @@ impl Serve {
                 router: self.router.clone(),
                 peer,
                 handshake_timeout: self.handshake_timeout,
+                header_read_timeout: self.header_read_timeout,
                 stop: stop_rx.clone(),
             };
             tokio::spawn(connection.run(stream));
@@ -148,7 +180,7 @@ impl Serve {
         drop(stop_rx);
         stop_tx.send_replace(());
         stop_tx.closed().await;
-        tracing::debug!("TLS server stopped");
+        tracing::debug!("server stopped");
         Ok(())
     }
 }
@@ -166,7 +198,9 @@ impl fmt::Debug for Serve {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Serve")
             .field("listener", &self.listener)
+            .field("tls", &self.acceptor.is_some())
             .field("handshake_timeout", &self.handshake_timeout)
+            .field("header_read_timeout", &self.header_read_timeout)
             .field("graceful_shutdown", &self.shutdown.is_some())
             .finish_non_exhaustive()
     }
@@ -190,21 +224,41 @@ async fn accept_failed(error: io::Error) {
 
 /// One accepted TCP connection, before and after its handshake.
 struct Connection {
-    acceptor: TlsAcceptor,
+    acceptor: Option<TlsAcceptor>,
     router: Router,
     peer: SocketAddr,
     handshake_timeout: Duration,
+    header_read_timeout: Duration,
     stop: watch::Receiver<()>,
 }
 
 impl Connection {
-    async fn run(mut self, stream: TcpStream) {
+    async fn run(self, stream: TcpStream) {
         let peer = self.peer;
         if let Err(error) = stream.set_nodelay(true) {
             tracing::debug!(%peer, %error, "cannot set TCP_NODELAY");
         }
+        let Some(acceptor) = self.acceptor.clone() else {
+            // The protocol is detected from the first bytes, before hyper's own
+            // timeout applies: a client that sends nothing is cut off here.
+            let mut first = [0u8; 1];
+            match tokio::time::timeout(self.header_read_timeout, stream.peek(&mut first)).await {
+                Ok(Ok(n)) if n > 0 => {}
+                Ok(_) => return,
+                Err(_) => {
+                    tracing::debug!(%peer, "connection sent nothing in time");
+                    return;
+                }
+            }
+            let service = WithConnection {
+                router: self.router.clone(),
+                certificate: None,
+                peer,
+            };
+            return self.serve_http(stream, service, Protocol::Detect).await;
+        };
 
-        let handshake = tokio::time::timeout(self.handshake_timeout, self.acceptor.accept(stream));
+        let handshake = tokio::time::timeout(self.handshake_timeout, acceptor.accept(stream));
         let tls = match handshake.await {
             Ok(Ok(tls)) => tls,
             Ok(Err(error)) => {
@@ -230,17 +284,37 @@ impl Connection {
             }
         };
 
+        // ALPN decided the protocol; no sniffing, so hyper's timeouts apply at once.
+        let protocol = match tls.get_ref().1.alpn_protocol() {
+            Some(b"h2") => Protocol::Http2,
+            _ => Protocol::Http1,
+        };
         let service = WithConnection {
             router: self.router.clone(),
             certificate,
             peer,
         };
+        self.serve_http(tls, service, protocol).await;
+    }
+
+    async fn serve_http<I>(mut self, io: I, service: WithConnection, protocol: Protocol)
+    where
+        I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+    {
         let mut builder = auto::Builder::new(TokioExecutor::new());
-        // With a timer, hyper enforces its HTTP/1 header read timeout (30 s).
-        builder.http1().timer(TokioTimer::new());
+        builder = match protocol {
+            Protocol::Http1 => builder.http1_only(),
+            Protocol::Http2 => builder.http2_only(),
+            Protocol::Detect => builder,
+        };
+        // hyper enforces the header read timeout only with a timer.
+        builder
+            .http1()
+            .timer(TokioTimer::new())
+            .header_read_timeout(self.header_read_timeout);
         builder.http2().timer(TokioTimer::new());
         let connection = builder
-            .serve_connection_with_upgrades(TokioIo::new(tls), TowerToHyperService::new(service));
+            .serve_connection_with_upgrades(TokioIo::new(io), TowerToHyperService::new(service));
         tokio::pin!(connection);
 
         let result = tokio::select! {
@@ -251,9 +325,18 @@ impl Connection {
             }
         };
         if let Err(error) = result {
-            tracing::debug!(%peer, %error, "connection ended with an error");
+            tracing::debug!(peer = %self.peer, %error, "connection ended with an error");
         }
     }
+}
+
+/// How a connection's HTTP version is chosen.
+#[derive(Clone, Copy, Debug)]
+enum Protocol {
+    Http1,
+    Http2,
+    /// From the client's first bytes (plain connections: HTTP/2 prior knowledge).
+    Detect,
 }
 
 /// The router, with the connection's extensions added to each request.

@@ -1,0 +1,102 @@
+//! `serve_plain`: plain HTTP with the same connection bounds as the TLS server.
+#![allow(
+    clippy::unwrap_used,
+    reason = "a test should fail loudly at the first surprise"
+)]
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::extract::ConnectInfo;
+use axum::routing::get;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+
+async fn start(header_read_timeout: Duration) -> SocketAddr {
+    let app = Router::new().route(
+        "/peer",
+        get(|ConnectInfo(peer): ConnectInfo<SocketAddr>| async move { peer.ip().to_string() }),
+    );
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let server =
+        tower_principal_mtls::serve_plain(listener, app).header_read_timeout(header_read_timeout);
+    tokio::spawn(async move { server.await.unwrap() });
+    addr
+}
+
+/// Reads until the server closes the connection; how long that took.
+async fn time_until_closed(mut stream: TcpStream) -> Duration {
+    let started = Instant::now();
+    let mut buf = [0u8; 256];
+    let deadline = Duration::from_secs(10);
+    loop {
+        match tokio::time::timeout(deadline, stream.read(&mut buf)).await {
+            Ok(Ok(0) | Err(_)) => return started.elapsed(),
+            Ok(Ok(_)) => {}
+            Err(_) => panic!("the server kept the connection open for {deadline:?}"),
+        }
+    }
+}
+
+#[tokio::test]
+async fn serves_requests_with_the_peer_address() {
+    let addr = start(Duration::from_secs(30)).await;
+    let body = reqwest::get(format!("http://{addr}/peer"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(body, "127.0.0.1");
+}
+
+#[tokio::test]
+async fn idle_connection_is_closed_after_the_header_read_timeout() {
+    let addr = start(Duration::from_millis(300)).await;
+    let stream = TcpStream::connect(addr).await.unwrap();
+    let waited = time_until_closed(stream).await;
+    assert!(
+        waited >= Duration::from_millis(250),
+        "closed too early: {waited:?}"
+    );
+}
+
+#[tokio::test]
+async fn slow_request_head_is_cut_off() {
+    let addr = start(Duration::from_millis(300)).await;
+    let mut stream = TcpStream::connect(addr).await.unwrap();
+    stream
+        .write_all(b"GET /peer HTTP/1.1\r\nHost: x\r\n")
+        .await
+        .unwrap();
+    let trickle = async {
+        for _ in 0..50 {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            if stream.write_all(b"X-a: b\r\n").await.is_err() {
+                return;
+            }
+        }
+        panic!("the server accepted header lines for 5 s");
+    };
+    trickle.await;
+}
+
+#[tokio::test]
+async fn idle_keep_alive_connection_is_closed_after_a_request() {
+    let addr = start(Duration::from_millis(300)).await;
+    let mut stream = TcpStream::connect(addr).await.unwrap();
+    stream
+        .write_all(b"GET /peer HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
+    let mut buf = [0u8; 512];
+    let n = stream.read(&mut buf).await.unwrap();
+    assert!(
+        buf[..n].starts_with(b"HTTP/1.1 200"),
+        "{:?}",
+        String::from_utf8_lossy(&buf[..n])
+    );
+    time_until_closed(stream).await;
+}
