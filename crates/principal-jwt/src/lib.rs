@@ -12,6 +12,8 @@
 //!   audiences and yields a [`tower_principal::UserToken`]; it is the
 //!   [`Authenticator`](tower_principal::Authenticator) to give to an
 //!   [`AuthLayer`](tower_principal::AuthLayer).
+//! * [`CachingValidator`] (off unless you use it) remembers validated tokens
+//!   by the SHA-256 of their text, for repeat callers; see its trade-offs.
 //! * [`IssuerSet`] trusts several issuers, each with its own validator; the
 //!   token's unverified `iss` only selects among them, so an unknown issuer is
 //!   refused before any fetch. [`IssuerSet::readiness`] feeds a readiness route.
@@ -94,12 +96,17 @@ mod claims;
 mod issuers;
 pub mod jwks;
 mod telemetry;
+mod token_cache;
 mod validator;
 
 pub use algorithms::AlgorithmSet;
 pub use issuers::{IssuerSet, IssuerSetBuilder, IssuerStatus, Readiness};
 pub use jsonwebtoken::Algorithm;
 pub use jwks::{FetchError, JwksCache, JwksCacheBuilder, KeyStatus};
+pub use token_cache::{
+    CacheStats, CachingValidator, CachingValidatorBuilder, DEFAULT_CACHE_MAX_ENTRIES,
+    DEFAULT_CACHE_MAX_TTL,
+};
 pub use validator::{
     DEFAULT_LEEWAY, DEFAULT_MAX_TOKEN_BYTES, JwtValidator, JwtValidatorBuilder,
     MIN_HMAC_SECRET_BYTES, TypPolicy,
