@@ -706,3 +706,54 @@ async fn futures_join_all<F: std::future::Future>(
 ) -> Vec<F::Output> {
     futures_util::future::join_all(futures).await
 }
+
+#[tokio::test]
+async fn shared_secret_validates_hs256_only_with_that_secret() {
+    let secret = b"a shared secret of at least thirty-two bytes".to_vec();
+    let validator = JwtValidator::builder("https://hmac-issuer.example/")
+        .audience("orders-api")
+        .shared_secret(secret.clone())
+        .build()
+        .unwrap();
+    let now = tower_principal_testing::unix_now();
+    let claims = json!({
+        "iss": "https://hmac-issuer.example/", "sub": "svc", "aud": "orders-api",
+        "exp": now + 60, "scope": "orders:read",
+    });
+    let header = json!({ "alg": "HS256", "typ": "JWT" });
+    let sign = |key: &[u8], alg| {
+        encode_raw(
+            &header,
+            &claims,
+            &EncodingKey::from_secret(key).unwrap(),
+            alg,
+        )
+    };
+
+    let user = validator
+        .validate(&sign(&secret, Algorithm::HS256), None)
+        .await
+        .unwrap();
+    assert_eq!(user.subject(), "svc");
+    let wrong = validator
+        .validate(
+            &sign(
+                b"another secret, also thirty-two bytes long",
+                Algorithm::HS256,
+            ),
+            None,
+        )
+        .await;
+    assert_eq!(
+        wrong.unwrap_err().reason(),
+        tower_principal::Reason::BadSignature
+    );
+    let hs512 = validator
+        .validate(&sign(&secret, Algorithm::HS512), None)
+        .await;
+    assert_eq!(
+        hs512.unwrap_err().reason(),
+        tower_principal::Reason::BadSignature,
+        "header says HS256"
+    );
+}

@@ -268,7 +268,7 @@ impl Inner {
 
     /// Whether an accepted token may be cached at all (see the type docs).
     fn cacheable(&self, user: &UserToken) -> bool {
-        user.raw_claims().get("cnf").is_none() && self.key_published(user)
+        user.certificate_thumbprint().is_none() && self.key_published(user)
     }
 }
 

@@ -213,7 +213,7 @@ impl JwtValidator {
             serde_json::from_slice(&payload).map_err(|_| invalid(Reason::MalformedClaims))?;
         inner.check_claims(&claims, client_certificate)?;
 
-        build_user(claims, &payload, header.kid)
+        build_user(claims, payload, header.kid)
     }
 }
 
@@ -342,30 +342,25 @@ fn verify_signature(
     key: &VerifyingKey,
     alg: Algorithm,
 ) -> Result<(), AuthError> {
+    let signature = URL_SAFE_NO_PAD
+        .decode(segments.signature)
+        .map_err(|_| invalid(Reason::MalformedToken))?;
     // RFC 7518 §3.4: ECDSA signatures are raw R||S; a DER signature is refused
-    // here by length rather than by the crypto library's parser.
+    // here by length rather than left to the crypto library's parser.
     let expected_len = match alg {
         Algorithm::ES256 | Algorithm::EdDSA => Some(64),
         Algorithm::ES384 => Some(96),
         _ => None,
     };
-    if let Some(len) = expected_len {
-        let decoded = URL_SAFE_NO_PAD
-            .decode(segments.signature)
-            .map_err(|_| invalid(Reason::MalformedToken))?;
-        if decoded.len() != len {
-            return Err(invalid(Reason::BadSignature));
-        }
+    if expected_len.is_some_and(|len| signature.len() != len) {
+        return Err(invalid(Reason::BadSignature));
     }
 
-    match jsonwebtoken::crypto::verify(
-        segments.signature,
-        segments.signed.as_bytes(),
-        &key.key,
-        alg,
-    ) {
-        Ok(true) => Ok(()),
-        Ok(false) | Err(_) => Err(invalid(Reason::BadSignature)),
+    let message = segments.signed.as_bytes();
+    if key.verify(alg, message, &signature, segments.signature) {
+        Ok(())
+    } else {
+        Err(invalid(Reason::BadSignature))
     }
 }
 
@@ -391,9 +386,11 @@ fn check_binding(
     }
 }
 
+/// `payload` was parsed into `claims` already (so it is a JSON object); the
+/// user's raw claims keep its text and parse it again only on demand.
 fn build_user(
     claims: RegisteredClaims,
-    payload: &[u8],
+    payload: Vec<u8>,
     kid: Option<String>,
 ) -> Result<UserToken, AuthError> {
     let scopes = claims.scopes().ok_or(invalid(Reason::MalformedClaims))?;
@@ -401,8 +398,7 @@ fn build_user(
         Some(act) => Some(parse_actor(act).ok_or(invalid(Reason::MalformedClaims))?),
         None => None,
     };
-    let raw: serde_json::Value =
-        serde_json::from_slice(payload).map_err(|_| invalid(Reason::MalformedClaims))?;
+    let thumbprint = claims.cnf.and_then(|cnf| cnf.x5t_s256);
 
     // `check_claims` has made sure these are present.
     let (Some(sub), Some(iss), Some(exp)) = (claims.sub, claims.iss, claims.exp) else {
@@ -416,7 +412,8 @@ fn build_user(
         .scopes(scopes)
         .actor(actor)
         .method(AuthMethod::BearerJwt { key_id: kid })
-        .claims(raw)
+        .certificate_thumbprint(thumbprint)
+        .claims_json(payload)
         .build())
 }
 

@@ -1,7 +1,7 @@
 //! The authenticated caller: [`Principal`] and its two shapes.
 
 use std::fmt;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::SystemTime;
 
 use serde::de::DeserializeOwned;
@@ -206,7 +206,15 @@ struct TokenFields {
     scopes: Scopes,
     actor: Option<Actor>,
     method: AuthMethod,
-    claims: Arc<Value>,
+    certificate_thumbprint: Option<String>,
+    claims: RawClaims,
+}
+
+/// The claim set as received, parsed into a [`Value`] only when asked for:
+/// most requests never look at more than the registered claims.
+struct RawClaims {
+    json: Box<[u8]>,
+    parsed: OnceLock<Value>,
 }
 
 impl UserToken {
@@ -230,7 +238,11 @@ impl UserToken {
             scopes: Scopes::new(),
             actor: None,
             method: AuthMethod::BearerJwt { key_id: None },
-            claims: Arc::new(Value::Object(serde_json::Map::new())),
+            certificate_thumbprint: None,
+            claims: RawClaims {
+                json: Box::from(&b"{}"[..]),
+                parsed: OnceLock::new(),
+            },
         })
     }
 
@@ -284,9 +296,18 @@ impl UserToken {
         &self.0.method
     }
 
-    /// The raw claim set as JSON.
+    /// The SHA-256 thumbprint (`cnf.x5t#S256`, base64url) of the client
+    /// certificate the token is bound to (RFC 8705), if it is bound.
+    pub fn certificate_thumbprint(&self) -> Option<&str> {
+        self.0.certificate_thumbprint.as_deref()
+    }
+
+    /// The raw claim set as JSON, parsed on first use.
     pub fn raw_claims(&self) -> &Value {
-        &self.0.claims
+        let claims = &self.0.claims;
+        claims
+            .parsed
+            .get_or_init(|| serde_json::from_slice(&claims.json).unwrap_or_default())
     }
 
     /// Deserializes the claim set into the caller's own type.
@@ -308,7 +329,7 @@ impl UserToken {
     /// assert_eq!(claims.tenant, "acme");
     /// ```
     pub fn claims<T: DeserializeOwned>(&self) -> Result<T, serde_json::Error> {
-        T::deserialize(&*self.0.claims)
+        serde_json::from_slice(&self.0.claims.json)
     }
 }
 
@@ -382,14 +403,82 @@ impl UserTokenBuilder {
         self
     }
 
+    /// Sets the RFC 8705 certificate binding (`cnf.x5t#S256`).
+    pub fn certificate_thumbprint(mut self, thumbprint: Option<String>) -> Self {
+        self.0.certificate_thumbprint = thumbprint;
+        self
+    }
+
     /// Sets the full claim set.
     pub fn claims(mut self, claims: Value) -> Self {
-        self.0.claims = Arc::new(claims);
+        self.0.claims = RawClaims {
+            json: serde_json::to_vec(&claims).unwrap_or_default().into(),
+            parsed: OnceLock::from(claims),
+        };
+        self
+    }
+
+    /// Sets the full claim set from the JSON text the token carried, which
+    /// must be a JSON object (validators have parsed it already); it is
+    /// parsed again only if [`UserToken::raw_claims`] or
+    /// [`UserToken::claims`] is called.
+    pub fn claims_json(mut self, json: impl Into<Box<[u8]>>) -> Self {
+        self.0.claims = RawClaims {
+            json: json.into(),
+            parsed: OnceLock::new(),
+        };
         self
     }
 
     /// Finishes the token.
     pub fn build(self) -> UserToken {
         UserToken(Arc::new(self.0))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    fn exp() -> SystemTime {
+        SystemTime::now() + Duration::from_secs(60)
+    }
+
+    #[test]
+    fn claims_from_json_text_are_parsed_on_demand() {
+        let token = UserToken::builder("alice", "https://idp/", exp())
+            .claims_json(br#"{"sub":"alice","tenant":"acme","n":3}"#.to_vec())
+            .build();
+        assert!(token.0.claims.parsed.get().is_none(), "nothing parsed yet");
+
+        #[derive(serde::Deserialize)]
+        struct Tenant {
+            tenant: String,
+        }
+        assert_eq!(token.claims::<Tenant>().unwrap().tenant, "acme");
+        assert_eq!(token.raw_claims()["n"], 3);
+        assert!(token.0.claims.parsed.get().is_some());
+    }
+
+    #[test]
+    fn claims_from_a_value_round_trip() {
+        let token = UserToken::builder("alice", "https://idp/", exp())
+            .claims(serde_json::json!({ "sub": "alice", "x": [1, 2] }))
+            .certificate_thumbprint(Some("abc".into()))
+            .build();
+        assert_eq!(token.raw_claims()["x"][1], 2);
+        let x: serde_json::Value = token.claims().unwrap();
+        assert_eq!(x["sub"], "alice");
+        assert_eq!(token.certificate_thumbprint(), Some("abc"));
+    }
+
+    #[test]
+    fn debug_redacts_claims() {
+        let token = UserToken::builder("alice", "https://idp/", exp())
+            .claims(serde_json::json!({ "secret_claim": "s3cr3t" }))
+            .build();
+        assert!(!format!("{token:?}").contains("s3cr3t"));
     }
 }

@@ -4,6 +4,7 @@ use std::collections::HashMap;
 use std::fmt;
 use std::sync::Arc;
 
+use aws_lc_rs::signature::{self as sig, ParsedPublicKey, RsaPublicKeyComponents};
 use base64::Engine;
 use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
 use jsonwebtoken::{Algorithm, DecodingKey};
@@ -24,8 +25,17 @@ const MIN_RSA_MODULUS_BYTES: usize = 256;
 /// A public key from a JWKS, with the algorithms it may verify.
 pub(crate) struct VerifyingKey {
     pub(crate) kid: Option<Arc<str>>,
-    pub(crate) key: DecodingKey,
     pub(crate) algorithms: AlgorithmSet,
+    verifier: Verifier,
+}
+
+/// How signatures are checked.
+enum Verifier {
+    /// One aws-lc key per algorithm, parsed once when the JWKS is loaded
+    /// rather than on every verification.
+    Public(Vec<(Algorithm, ParsedPublicKey)>),
+    /// An HMAC secret, checked by jsonwebtoken (constant-time comparison).
+    Secret(DecodingKey),
 }
 
 impl VerifyingKey {
@@ -33,10 +43,59 @@ impl VerifyingKey {
     pub(crate) fn from_secret(secret: &[u8], algorithms: AlgorithmSet) -> Option<Self> {
         Some(Self {
             kid: None,
-            key: DecodingKey::from_secret(secret).ok()?,
             algorithms,
+            verifier: Verifier::Secret(DecodingKey::from_secret(secret).ok()?),
         })
     }
+
+    /// Whether `signature` (decoded; `encoded` is its base64url text) signs
+    /// `message` under `alg`. An `alg` the key was not parsed for is `false`.
+    pub(crate) fn verify(
+        &self,
+        alg: Algorithm,
+        message: &[u8],
+        signature: &[u8],
+        encoded: &str,
+    ) -> bool {
+        match &self.verifier {
+            Verifier::Public(parsed) => parsed
+                .iter()
+                .find(|(parsed_alg, _)| *parsed_alg == alg)
+                .is_some_and(|(_, key)| key.verify_sig(message, signature).is_ok()),
+            Verifier::Secret(key) => {
+                jsonwebtoken::crypto::verify(encoded, message, key, alg).unwrap_or(false)
+            }
+        }
+    }
+}
+
+/// The aws-lc verification algorithm for a JWS `alg` (RFC 7518 §3.1).
+fn aws_algorithm(alg: Algorithm) -> Option<&'static dyn sig::VerificationAlgorithm> {
+    Some(match alg {
+        Algorithm::RS256 => &sig::RSA_PKCS1_2048_8192_SHA256,
+        Algorithm::RS384 => &sig::RSA_PKCS1_2048_8192_SHA384,
+        Algorithm::RS512 => &sig::RSA_PKCS1_2048_8192_SHA512,
+        Algorithm::PS256 => &sig::RSA_PSS_2048_8192_SHA256,
+        Algorithm::PS384 => &sig::RSA_PSS_2048_8192_SHA384,
+        Algorithm::PS512 => &sig::RSA_PSS_2048_8192_SHA512,
+        Algorithm::ES256 => &sig::ECDSA_P256_SHA256_FIXED,
+        Algorithm::ES384 => &sig::ECDSA_P384_SHA384_FIXED,
+        Algorithm::EdDSA => &sig::ED25519,
+        _ => return None,
+    })
+}
+
+/// The RSA parameters for an RS*/PS* `alg`.
+fn rsa_parameters(alg: Algorithm) -> Option<&'static sig::RsaParameters> {
+    Some(match alg {
+        Algorithm::RS256 => &sig::RSA_PKCS1_2048_8192_SHA256,
+        Algorithm::RS384 => &sig::RSA_PKCS1_2048_8192_SHA384,
+        Algorithm::RS512 => &sig::RSA_PKCS1_2048_8192_SHA512,
+        Algorithm::PS256 => &sig::RSA_PSS_2048_8192_SHA256,
+        Algorithm::PS384 => &sig::RSA_PSS_2048_8192_SHA384,
+        Algorithm::PS512 => &sig::RSA_PSS_2048_8192_SHA512,
+        _ => return None,
+    })
 }
 
 impl fmt::Debug for VerifyingKey {
@@ -150,10 +209,14 @@ fn build_key(raw: RawJwk) -> Result<VerifyingKey, Skip> {
         }
     };
 
+    let parsed = algorithms
+        .iter()
+        .map(|alg| key.parse(alg).map(|parsed| (alg, parsed)))
+        .collect::<Result<Vec<_>, _>>()?;
     Ok(VerifyingKey {
         kid: raw.kid.map(Arc::from),
-        key,
         algorithms,
+        verifier: Verifier::Public(parsed),
     })
 }
 
@@ -162,7 +225,33 @@ fn component(value: Option<&String>) -> Result<Vec<u8>, Skip> {
     LENIENT_B64URL.decode(value).map_err(|_| Skip::BadComponent)
 }
 
-fn rsa_key(raw: &RawJwk) -> Result<(DecodingKey, AlgorithmSet), Skip> {
+/// Public key material, checked for shape, before aws-lc parses it per algorithm.
+enum Material {
+    Rsa {
+        n: Vec<u8>,
+        e: Vec<u8>,
+    },
+    /// An uncompressed EC point (`0x04 || x || y`) or a raw Ed25519 key.
+    Point(Vec<u8>),
+}
+
+impl Material {
+    fn parse(&self, alg: Algorithm) -> Result<ParsedPublicKey, Skip> {
+        let parsed = match self {
+            Self::Rsa { n, e } => {
+                let params = rsa_parameters(alg).ok_or(Skip::AlgorithmMismatch)?;
+                RsaPublicKeyComponents { n, e }.to_parsed_public_key(params)
+            }
+            Self::Point(bytes) => {
+                let algorithm = aws_algorithm(alg).ok_or(Skip::AlgorithmMismatch)?;
+                ParsedPublicKey::new(algorithm, bytes)
+            }
+        };
+        parsed.map_err(|_| Skip::BadComponent)
+    }
+}
+
+fn rsa_key(raw: &RawJwk) -> Result<(Material, AlgorithmSet), Skip> {
     let n = component(raw.n.as_ref())?;
     let e = component(raw.e.as_ref())?;
     let n = strip_leading_zeros(&n);
@@ -173,13 +262,11 @@ fn rsa_key(raw: &RawJwk) -> Result<(DecodingKey, AlgorithmSet), Skip> {
     if e.is_empty() || e.len() > 8 {
         return Err(Skip::BadComponent);
     }
-    Ok((
-        DecodingKey::from_rsa_raw_components(n, e),
-        AlgorithmSet::RSA,
-    ))
+    let (n, e) = (n.to_vec(), e.to_vec());
+    Ok((Material::Rsa { n, e }, AlgorithmSet::RSA))
 }
 
-fn ec_key(raw: &RawJwk) -> Result<(DecodingKey, AlgorithmSet), Skip> {
+fn ec_key(raw: &RawJwk) -> Result<(Material, AlgorithmSet), Skip> {
     let (alg, size) = match raw.crv.as_deref() {
         Some("P-256") => (Algorithm::ES256, 32),
         Some("P-384") => (Algorithm::ES384, 48),
@@ -190,12 +277,11 @@ fn ec_key(raw: &RawJwk) -> Result<(DecodingKey, AlgorithmSet), Skip> {
     if x.len() != size || y.len() != size {
         return Err(Skip::BadComponent);
     }
-    let key = DecodingKey::from_ec_components(&unpadded(&x), &unpadded(&y))
-        .map_err(|_| Skip::BadComponent)?;
-    Ok((key, AlgorithmSet::of(alg)))
+    let point = [&[0x04][..], &x, &y].concat();
+    Ok((Material::Point(point), AlgorithmSet::of(alg)))
 }
 
-fn okp_key(raw: &RawJwk) -> Result<(DecodingKey, AlgorithmSet), Skip> {
+fn okp_key(raw: &RawJwk) -> Result<(Material, AlgorithmSet), Skip> {
     if raw.crv.as_deref() != Some("Ed25519") {
         return Err(Skip::UnsupportedCurve);
     }
@@ -203,17 +289,12 @@ fn okp_key(raw: &RawJwk) -> Result<(DecodingKey, AlgorithmSet), Skip> {
     if x.len() != 32 {
         return Err(Skip::BadComponent);
     }
-    let key = DecodingKey::from_ed_components(&unpadded(&x)).map_err(|_| Skip::BadComponent)?;
-    Ok((key, AlgorithmSet::of(Algorithm::EdDSA)))
+    Ok((Material::Point(x), AlgorithmSet::of(Algorithm::EdDSA)))
 }
 
 fn strip_leading_zeros(bytes: &[u8]) -> &[u8] {
     let start = bytes.iter().position(|b| *b != 0).unwrap_or(bytes.len());
     &bytes[start..]
-}
-
-fn unpadded(bytes: &[u8]) -> String {
-    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
 }
 
 /// The usable keys of one JWKS document, by `kid`.
@@ -294,6 +375,11 @@ impl KeySet {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn unpadded(bytes: &[u8]) -> String {
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+    }
+
     use serde_json::json;
 
     const X: &str = "f83OJ3D2xF1Bg8vub9tLe1gHMzV76e8Tus9uPHvRVEU";
