@@ -339,7 +339,8 @@ enum Lookup {
 /// that matches decides:
 ///
 /// 1. the pinned SHA-256 fingerprint of the leaf ([`Matcher::Sha256`]);
-/// 2. the URI SANs ([`Matcher::UriSan`]);
+/// 2. the URI SANs ([`Matcher::UriSan`]); a SPIFFE ID (`spiffe://…`) only
+///    counts when it is the certificate's one URI SAN, as in an X.509-SVID;
 /// 3. the DNS SANs ([`Matcher::DnsSan`]);
 /// 4. the subject CN ([`Matcher::SubjectCn`]), only if opted in.
 ///
@@ -471,8 +472,13 @@ impl Rules {
             return Lookup::Matched(index, "sha256_fingerprint");
         }
 
+        // An X.509-SVID carries exactly one URI SAN (SPIFFE X509-SVID §2): a
+        // certificate with several is no SPIFFE identity, whatever it lists.
+        let single_uri = certificate.uri_sans().len() == 1;
         let uris = certificate.uri_sans().iter();
-        let by_uri = uris.filter_map(|uri| self.by_uri.get(uri.as_str()).copied());
+        let by_uri = uris
+            .filter(|uri| single_uri || !is_spiffe_id(uri))
+            .filter_map(|uri| self.by_uri.get(uri.as_str()).copied());
         let dns_names = certificate.dns_sans().iter();
         let by_dns = dns_names.filter_map(|dns| self.by_dns.get(&normalize_dns(dns)).copied());
         let cn = certificate.subject_cn();
@@ -528,6 +534,11 @@ fn insert_new<K: std::hash::Hash + Eq>(map: &mut HashMap<K, usize>, key: K, inde
         }
         std::collections::hash_map::Entry::Occupied(_) => false,
     }
+}
+
+fn is_spiffe_id(uri: &str) -> bool {
+    uri.get(..9)
+        .is_some_and(|scheme| scheme.eq_ignore_ascii_case("spiffe://"))
 }
 
 fn normalize_dns(name: &str) -> String {
@@ -588,6 +599,29 @@ mod tests {
         assert_eq!(subject(&m, &dns_cn).unwrap(), "by-dns");
         let cn_only = cert([1; 32], &[], &[], Some("cn"));
         assert_eq!(subject(&m, &cn_only).unwrap(), "by-cn");
+    }
+
+    #[test]
+    fn spiffe_ids_match_only_certificates_with_one_uri_san() {
+        let m = mapper(vec![
+            rule(Matcher::UriSan(SPIFFE.into()), "svc"),
+            rule(Matcher::UriSan("urn:example:legacy".into()), "legacy"),
+        ]);
+        let svid = cert([1; 32], &[SPIFFE], &[], None);
+        assert_eq!(subject(&m, &svid).unwrap(), "svc");
+        let two = cert([1; 32], &["spiffe://ecommerce/other", SPIFFE], &[], None);
+        assert_eq!(subject(&m, &two), Err(Reason::UnmappedCertificate));
+        let legacy = cert(
+            [1; 32],
+            &["urn:example:legacy", "urn:example:more"],
+            &[],
+            None,
+        );
+        assert_eq!(
+            subject(&m, &legacy).unwrap(),
+            "legacy",
+            "non-SPIFFE URIs are unaffected"
+        );
     }
 
     #[test]
