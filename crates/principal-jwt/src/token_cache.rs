@@ -319,12 +319,8 @@ impl Authenticator for CachingValidator {
         credential: &'a Credential,
         request: &'a Parts,
     ) -> BoxFuture<'a, Result<Principal, AuthError>> {
-        Box::pin(async move {
-            let Credential::Bearer(token) = credential else {
-                return Err(AuthError::internal(Reason::Misconfigured));
-            };
-            let certificate = request.extensions.get::<ClientCertificate>();
-            self.validate(token, certificate).await.map(Principal::User)
+        crate::validator::authenticate_bearer(credential, request, |token, certificate| {
+            self.validate(token, certificate)
         })
     }
 }

@@ -417,18 +417,36 @@ fn build_user(
         .build())
 }
 
+/// The [`Authenticator`] of every bearer validator of this crate: takes the
+/// token and the request's client certificate (for RFC 8705 binding) and
+/// wraps the user in a [`Principal`].
+pub(crate) fn authenticate_bearer<'a, F, Fut>(
+    credential: &'a Credential,
+    request: &'a Parts,
+    validate: F,
+) -> BoxFuture<'a, Result<Principal, AuthError>>
+where
+    F: FnOnce(&'a str, Option<&'a ClientCertificate>) -> Fut + Send + 'a,
+    Fut: std::future::Future<Output = Result<UserToken, AuthError>> + Send + 'a,
+{
+    Box::pin(async move {
+        let Credential::Bearer(token) = credential else {
+            // Registered for another mechanism by mistake.
+            return Err(AuthError::internal(Reason::Misconfigured));
+        };
+        let certificate = request.extensions.get::<ClientCertificate>();
+        validate(token, certificate).await.map(Principal::User)
+    })
+}
+
 impl Authenticator for JwtValidator {
     fn authenticate<'a>(
         &'a self,
         credential: &'a Credential,
         request: &'a Parts,
     ) -> BoxFuture<'a, Result<Principal, AuthError>> {
-        Box::pin(async move {
-            let Credential::Bearer(token) = credential else {
-                return Err(AuthError::internal(Reason::Misconfigured));
-            };
-            let certificate = request.extensions.get::<ClientCertificate>();
-            self.validate(token, certificate).await.map(Principal::User)
+        crate::validator::authenticate_bearer(credential, request, |token, certificate| {
+            self.validate(token, certificate)
         })
     }
 }
