@@ -69,15 +69,10 @@ impl VerifyingKey {
     }
 }
 
-/// The aws-lc verification algorithm for a JWS `alg` (RFC 7518 §3.1).
-fn aws_algorithm(alg: Algorithm) -> Option<&'static dyn sig::VerificationAlgorithm> {
+/// The aws-lc algorithm for a curve-based `alg` (RFC 7518 §3.4, RFC 8037);
+/// RSA keys go through [`rsa_parameters`].
+fn point_algorithm(alg: Algorithm) -> Option<&'static dyn sig::VerificationAlgorithm> {
     Some(match alg {
-        Algorithm::RS256 => &sig::RSA_PKCS1_2048_8192_SHA256,
-        Algorithm::RS384 => &sig::RSA_PKCS1_2048_8192_SHA384,
-        Algorithm::RS512 => &sig::RSA_PKCS1_2048_8192_SHA512,
-        Algorithm::PS256 => &sig::RSA_PSS_2048_8192_SHA256,
-        Algorithm::PS384 => &sig::RSA_PSS_2048_8192_SHA384,
-        Algorithm::PS512 => &sig::RSA_PSS_2048_8192_SHA512,
         Algorithm::ES256 => &sig::ECDSA_P256_SHA256_FIXED,
         Algorithm::ES384 => &sig::ECDSA_P384_SHA384_FIXED,
         Algorithm::EdDSA => &sig::ED25519,
@@ -85,7 +80,7 @@ fn aws_algorithm(alg: Algorithm) -> Option<&'static dyn sig::VerificationAlgorit
     })
 }
 
-/// The RSA parameters for an RS*/PS* `alg`.
+/// The RSA parameters for an RS*/PS* `alg` (RFC 7518 §3.3, §3.5).
 fn rsa_parameters(alg: Algorithm) -> Option<&'static sig::RsaParameters> {
     Some(match alg {
         Algorithm::RS256 => &sig::RSA_PKCS1_2048_8192_SHA256,
@@ -243,7 +238,7 @@ impl Material {
                 RsaPublicKeyComponents { n, e }.to_parsed_public_key(params)
             }
             Self::Point(bytes) => {
-                let algorithm = aws_algorithm(alg).ok_or(Skip::AlgorithmMismatch)?;
+                let algorithm = point_algorithm(alg).ok_or(Skip::AlgorithmMismatch)?;
                 ParsedPublicKey::new(algorithm, bytes)
             }
         };
