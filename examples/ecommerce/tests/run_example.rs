@@ -293,6 +293,18 @@ fn write_config(name: &str, text: &str) -> std::path::PathBuf {
     path
 }
 
+/// Starts the binary with `--config path`; the process and its base URL.
+fn run_config(path: &std::path::Path) -> (Running, String) {
+    let running = run(&["--config", path.to_str().unwrap()], "listening on ");
+    let base = running
+        .lines
+        .last()
+        .unwrap()
+        .trim_start_matches("listening on ")
+        .to_owned();
+    (running, base)
+}
+
 // Multi-threaded: the test issuers must answer while this thread reads the
 // child's output synchronously.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -307,13 +319,7 @@ async fn config_mode_trusts_the_external_issuer() {
         ),
     );
 
-    let running = run(&["--config", path.to_str().unwrap()], "listening on ");
-    let base = running
-        .lines
-        .last()
-        .unwrap()
-        .trim_start_matches("listening on ")
-        .to_owned();
+    let (_running, base) = run_config(&path);
     let client = reqwest::Client::new();
     let get = |path: &str, token: String| {
         client
@@ -359,13 +365,7 @@ async fn config_mode_with_discovery_and_several_issuers() {
         ),
     );
 
-    let running = run(&["--config", path.to_str().unwrap()], "listening on ");
-    let base = running
-        .lines
-        .last()
-        .unwrap()
-        .trim_start_matches("listening on ")
-        .to_owned();
+    let (_running, base) = run_config(&path);
     let client = reqwest::Client::new();
     let status = |token: String| {
         let request = client
