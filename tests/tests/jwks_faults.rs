@@ -448,3 +448,29 @@ async fn dropping_the_cache_stops_its_refresher() {
         "the refresher still runs"
     );
 }
+
+// The refresher's first fetch and the waiter's race: the waiter may find no
+// keys, the refresher's fetch then finishes, and only then does the waiter ask
+// for a fetch. Many fresh caches on two worker threads make that window likely.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn waiting_at_start_up_beside_the_refresher_fetches_once() {
+    let issuer = TestIssuer::start().await.unwrap();
+    let rounds = 100;
+    for round in 1..=rounds {
+        let cache = JwksCache::builder(issuer.jwks_uri()).build().unwrap();
+        assert_eq!(cache.wait_until_ready(Duration::from_secs(5)).await, Ok(3));
+        // A request for a key right after start-up must not fetch again either.
+        let validator = JwtValidator::builder(issuer.issuer())
+            .audience("orders-api")
+            .jwks(cache.clone())
+            .build()
+            .unwrap();
+        assert!(
+            validator
+                .validate(&issuer.token().sign(), None)
+                .await
+                .is_ok()
+        );
+        assert_eq!(issuer.jwks_requests(), round, "round {round}");
+    }
+}

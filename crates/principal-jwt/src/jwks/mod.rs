@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwapOption;
 use futures_util::FutureExt;
-use futures_util::future::{BoxFuture, Shared};
+use futures_util::future::{self, BoxFuture, Shared};
 use http::HeaderMap;
 use jsonwebtoken::Algorithm;
 use tracing::Instrument;
@@ -181,8 +181,12 @@ struct FetchState {
 
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Trigger {
+    /// [`JwksCache::refresh`]: always fetches.
     Explicit,
+    /// [`JwksCache::wait_until_ready`]: fetches unless keys arrived meanwhile.
+    Startup,
     Background,
+    /// No usable or no fresh keys: fetches unless keys arrived meanwhile.
     Expired,
     UnknownKid,
 }
@@ -327,8 +331,9 @@ impl JwksCache {
                 if let Some(snapshot) = self.inner.usable_snapshot() {
                     return Ok(snapshot.keys.len());
                 }
-                match self.refresh().await {
-                    Ok(count) => return Ok(count),
+                let fetch = self.inner.start_fetch(Trigger::Startup);
+                match fetch.ok_or(FetchError::Throttled)?.await {
+                    Ok(snapshot) => return Ok(snapshot.keys.len()),
                     Err(error) => last_error = error,
                 }
                 failures += 1;
@@ -485,11 +490,28 @@ impl Inner {
         }
 
         let now = Instant::now();
+        // The caller looked at the keys before taking this lock; a fetch may
+        // have stored fresh ones since (it clears `in_flight` and stores the
+        // snapshot under this lock). Then there is nothing to fetch.
+        let current = self.snapshot.load_full();
+        match trigger {
+            Trigger::Startup | Trigger::Expired => {
+                if let Some(snapshot) = current.filter(|s| now < s.expires_at) {
+                    return Some(future::ready(Ok(snapshot)).boxed().shared());
+                }
+            }
+            Trigger::Background => {
+                if current.is_some_and(|s| now < s.refresh_at()) {
+                    return None;
+                }
+            }
+            Trigger::Explicit | Trigger::UnknownKid => {}
+        }
         let within = |at: Option<Instant>, window: Duration| {
             at.is_some_and(|at| now.duration_since(at) < window)
         };
         let retry_after = match trigger {
-            Trigger::Explicit => Duration::ZERO,
+            Trigger::Explicit | Trigger::Startup => Duration::ZERO,
             Trigger::Background => self.settings.backoff(state.failures),
             Trigger::Expired | Trigger::UnknownKid => self.settings.retry_interval,
         };
