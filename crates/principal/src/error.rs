@@ -12,7 +12,7 @@ use std::fmt;
 use axum::response::{IntoResponse, Response};
 use http::{HeaderValue, StatusCode, header};
 
-use crate::Scopes;
+use crate::{Challenge, Scopes};
 
 /// The class of a rejection, which alone decides what the client sees.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -218,6 +218,7 @@ pub struct AuthError {
     kind: ErrorKind,
     reason: Reason,
     required_scopes: Option<Scopes>,
+    challenge: Option<Challenge>,
 }
 
 impl AuthError {
@@ -227,6 +228,7 @@ impl AuthError {
             kind,
             reason,
             required_scopes: None,
+            challenge: None,
         }
     }
 
@@ -294,15 +296,35 @@ impl AuthError {
         }
     }
 
-    /// The response, with a `realm` in the challenge when one is given.
-    pub fn to_response(&self, realm: Option<&str>) -> Response {
+    /// Answers in the words of `challenge` (its `realm` and
+    /// `resource_metadata`), as the layer that refused the request does.
+    pub fn with_challenge(mut self, challenge: &Challenge) -> Self {
+        self.challenge = (!challenge.is_empty()).then(|| challenge.clone());
+        self
+    }
+
+    /// [`with_challenge`](Self::with_challenge) with the challenge an
+    /// [`AuthLayer`](crate::AuthLayer) put into these request extensions.
+    pub(crate) fn in_request(self, extensions: &http::Extensions) -> Self {
+        match extensions.get::<Challenge>() {
+            Some(challenge) => self.with_challenge(challenge),
+            None => self,
+        }
+    }
+
+    /// The challenge this error answers with, if one was given.
+    pub fn challenge(&self) -> Option<&Challenge> {
+        self.challenge.as_ref()
+    }
+
+    fn response(&self) -> Response {
         let body = serde_json::json!({
             "error": self.kind.body_code(),
             "error_description": self.kind.description(),
         });
         let mut response = (self.kind.status(), axum::Json(body)).into_response();
         if self.kind.challenges()
-            && let Ok(value) = HeaderValue::try_from(self.challenge(realm))
+            && let Ok(value) = HeaderValue::try_from(self.challenge_header())
         {
             response
                 .headers_mut()
@@ -312,9 +334,10 @@ impl AuthError {
         response
     }
 
-    fn challenge(&self, realm: Option<&str>) -> String {
-        let mut params = Vec::with_capacity(4);
-        if let Some(realm) = realm {
+    fn challenge_header(&self) -> String {
+        let mut params = Vec::with_capacity(5);
+        let given = self.challenge.as_ref();
+        if let Some(realm) = given.and_then(Challenge::realm) {
             params.push(format!("realm=\"{realm}\""));
         }
         if let Some(code) = self.kind.code() {
@@ -323,6 +346,9 @@ impl AuthError {
         }
         if let Some(scopes) = &self.required_scopes {
             params.push(format!("scope=\"{scopes}\""));
+        }
+        if let Some(url) = given.and_then(Challenge::resource_metadata) {
+            params.push(format!("resource_metadata=\"{url}\""));
         }
         if params.is_empty() {
             "Bearer".to_owned()
@@ -340,16 +366,17 @@ impl fmt::Display for AuthError {
 
 impl std::error::Error for AuthError {}
 
+/// The response carries the challenge given with
+/// [`with_challenge`](AuthError::with_challenge), if any.
 impl IntoResponse for AuthError {
     fn into_response(self) -> Response {
-        self.to_response(None)
+        self.response()
     }
 }
 
-/// Checks that a realm can be quoted in a challenge as it is.
-pub(crate) fn is_valid_realm(realm: &str) -> bool {
-    realm
-        .bytes()
+/// Checks that text can be quoted in a challenge as it is.
+pub(crate) fn is_quotable(text: &str) -> bool {
+    text.bytes()
         .all(|b| (0x20..0x7F).contains(&b) && b != b'"' && b != b'\\')
 }
 
@@ -370,21 +397,43 @@ mod tests {
     #[test]
     fn missing_credentials_challenge_is_bare() {
         let err = AuthError::missing_credentials();
-        assert_eq!(err.challenge(Some("orders")), r#"Bearer realm="orders""#);
-        assert_eq!(err.challenge(None), "Bearer");
+        assert_eq!(err.challenge_header(), "Bearer");
+        let orders = Challenge::new().with_realm("orders").unwrap();
+        let err = err.with_challenge(&orders);
+        assert_eq!(err.challenge_header(), r#"Bearer realm="orders""#);
     }
 
     #[test]
     fn insufficient_scope_names_scopes() {
         let scopes = Scopes::parse_space_delimited("b a").unwrap();
         let err = AuthError::insufficient_scope(scopes);
-        assert!(err.challenge(None).ends_with(r#"scope="a b""#));
+        assert!(err.challenge_header().ends_with(r#"scope="a b""#));
     }
 
     #[test]
-    fn realm_validation() {
-        assert!(is_valid_realm("tower principal"));
-        assert!(!is_valid_realm("a\"b"));
-        assert!(!is_valid_realm("a\nb"));
+    fn resource_metadata_comes_last_and_an_empty_challenge_is_none() {
+        let metadata = crate::ResourceMetadata::builder("https://r.example")
+            .build()
+            .unwrap();
+        let challenge = Challenge::new()
+            .with_realm("orders")
+            .unwrap()
+            .with_resource_metadata(&metadata);
+        let err = AuthError::invalid_token(Reason::Expired).with_challenge(&challenge);
+        assert_eq!(
+            err.challenge_header(),
+            "Bearer realm=\"orders\", error=\"invalid_token\", \
+             error_description=\"the credential is invalid\", \
+             resource_metadata=\"https://r.example/.well-known/oauth-protected-resource\""
+        );
+        assert!(err.with_challenge(&Challenge::new()).challenge().is_none());
+    }
+
+    #[test]
+    fn quotable_text() {
+        assert!(is_quotable("tower principal"));
+        assert!(!is_quotable("a\"b"));
+        assert!(!is_quotable("a\\b"));
+        assert!(!is_quotable("a\nb"));
     }
 }

@@ -8,8 +8,12 @@ use crate::{AuthError, Principal, Reason, SystemAccount, UserToken};
 fn principal_of(parts: &Parts) -> Result<&Principal, AuthError> {
     parts.extensions.get::<Principal>().ok_or_else(|| {
         // Either the route is behind no `AuthLayer` or the layer is optional.
-        AuthError::missing_credentials()
+        AuthError::missing_credentials().in_request(&parts.extensions)
     })
+}
+
+fn forbidden(parts: &Parts) -> AuthError {
+    AuthError::forbidden(Reason::WrongPrincipalKind).in_request(&parts.extensions)
 }
 
 /// Extracts the caller; 401 if the request has none.
@@ -52,7 +56,7 @@ impl<S: Send + Sync> FromRequestParts<S> for User {
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
         match principal_of(parts)? {
             Principal::User(user) => Ok(Self(user.clone())),
-            Principal::System(_) => Err(AuthError::forbidden(Reason::WrongPrincipalKind)),
+            Principal::System(_) => Err(forbidden(parts)),
         }
     }
 }
@@ -67,7 +71,7 @@ impl<S: Send + Sync> FromRequestParts<S> for System {
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
         match principal_of(parts)? {
             Principal::System(account) => Ok(Self(account.clone())),
-            Principal::User(_) => Err(AuthError::forbidden(Reason::WrongPrincipalKind)),
+            Principal::User(_) => Err(forbidden(parts)),
         }
     }
 }

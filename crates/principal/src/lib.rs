@@ -13,7 +13,10 @@
 //!   403 `insufficient_scope` otherwise;
 //! * axum extractors: [`Principal`], `Option<Principal>`, [`User`], [`System`];
 //! * [`AuthError`]: one table from rejection kind to status, RFC 6750 code and
-//!   public description, used by every mechanism.
+//!   public description, used by every mechanism;
+//! * [`ResourceMetadata`]: the RFC 9728 document that tells clients which
+//!   authorization servers and scopes this resource accepts, named in every
+//!   challenge as `resource_metadata="…"` when configured ([`Challenge`]).
 //!
 //! Mechanisms live in their own crates: `tower-principal-jwt` validates JWT
 //! bearer tokens against an issuer's JWKS.
@@ -43,24 +46,30 @@
 //! | missing scope | 403 | `Bearer error="insufficient_scope", scope="…"` |
 //! | issuer keys unavailable | 503 | none |
 //!
+//! With a realm ([`AuthLayer::with_realm`]) or resource metadata
+//! ([`AuthLayer::with_resource_metadata`]) every challenge names them too.
 //! Bodies are small JSON objects with a fixed `error` and `error_description`;
 //! they never echo the credential or a library's error text.
 #![forbid(unsafe_code)]
 #![doc(test(attr(deny(warnings))))]
 
 mod authenticator;
+mod challenge;
 mod credential;
 mod error;
 mod extract;
 pub mod layer;
+pub mod metadata;
 mod principal;
 mod scope;
 
 pub use authenticator::{Authenticator, BoxFuture};
+pub use challenge::Challenge;
 pub use credential::{ClientCertificate, Credential, CredentialKind, CredentialSources};
 pub use error::{AuthError, ErrorKind, Reason};
 pub use extract::{System, User};
 pub use layer::auth::{AuthLayer, AuthLayerBuilder, LayerConfigError};
 pub use layer::scopes::RequireScopesLayer;
+pub use metadata::{MetadataError, ResourceMetadata, ResourceMetadataBuilder};
 pub use principal::{Actor, AuthMethod, Principal, SystemAccount, UserToken, UserTokenBuilder};
 pub use scope::{InvalidScope, Scope, Scopes};

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use axum::body::Body;
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use http::Request;
 use http::header::HeaderName;
@@ -15,9 +15,9 @@ use http::request::Parts;
 use tower_layer::Layer;
 use tower_service::Service;
 
-use crate::error::is_valid_realm;
 use crate::{
-    AuthError, Authenticator, BoxFuture, CredentialKind, CredentialSources, Principal, Reason,
+    AuthError, Authenticator, BoxFuture, Challenge, CredentialKind, CredentialSources, Principal,
+    Reason, ResourceMetadata,
 };
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
@@ -75,15 +75,12 @@ struct Shared {
     api_key: Option<Arc<dyn Authenticator>>,
     client_certificate: Option<Arc<dyn Authenticator>>,
     sources: CredentialSources,
-    realm: Option<Arc<str>>,
+    /// Also put into each request's extensions, so that inner layers (such as
+    /// [`RequireScopesLayer`](crate::RequireScopesLayer)) and extractors
+    /// answer in the same words.
+    challenge: Challenge,
     optional: bool,
 }
-
-/// The realm of the [`AuthLayer`] a request passed, so that inner layers
-/// (such as [`RequireScopesLayer`](crate::RequireScopesLayer)) name it in
-/// their challenges too.
-#[derive(Clone, Debug)]
-pub(crate) struct Realm(pub(crate) Arc<str>);
 
 /// The error of [`AuthLayer::with_realm`] and [`AuthLayerBuilder::build`].
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -106,7 +103,7 @@ impl AuthLayer {
             api_key: None,
             client_certificate: None,
             sources: CredentialSources::default(),
-            realm: None,
+            challenge: Challenge::new(),
             optional: false,
         })
     }
@@ -118,10 +115,16 @@ impl AuthLayer {
 
     /// Names the protection space in every challenge (`realm="…"`).
     pub fn with_realm(self, realm: &str) -> Result<Self, LayerConfigError> {
-        if !is_valid_realm(realm) {
-            return Err(LayerConfigError::InvalidRealm);
-        }
-        Ok(self.map_shared(|shared| shared.realm = Some(realm.into())))
+        let challenge = self.shared.challenge.clone().with_realm(realm)?;
+        Ok(self.map_shared(|shared| shared.challenge = challenge))
+    }
+
+    /// Names the resource's RFC 9728 metadata in every challenge
+    /// (`resource_metadata="…"`).
+    pub fn with_resource_metadata(self, metadata: &ResourceMetadata) -> Self {
+        self.map_shared(|shared| {
+            shared.challenge = shared.challenge.clone().with_resource_metadata(metadata);
+        })
     }
 
     /// Lets requests without any credential reach the inner service without a
@@ -147,7 +150,7 @@ impl fmt::Debug for AuthLayer {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("AuthLayer")
             .field("sources", &self.shared.sources)
-            .field("realm", &self.shared.realm)
+            .field("challenge", &self.shared.challenge)
             .field("optional", &self.shared.optional)
             .finish_non_exhaustive()
     }
@@ -182,6 +185,7 @@ pub struct AuthLayerBuilder {
     client_certificate: Option<Arc<dyn Authenticator>>,
     api_key_header: Option<HeaderName>,
     realm: Option<String>,
+    resource_metadata: Option<ResourceMetadata>,
     optional: bool,
 }
 
@@ -216,6 +220,15 @@ impl AuthLayerBuilder {
         self
     }
 
+    /// Names the resource's RFC 9728 metadata in every challenge
+    /// (`resource_metadata="…"`), so a refused client can find its
+    /// authorization servers. Serve the document with
+    /// [`ResourceMetadata::router`].
+    pub fn resource_metadata(mut self, metadata: &ResourceMetadata) -> Self {
+        self.resource_metadata = Some(metadata.clone());
+        self
+    }
+
     /// Lets requests without credentials through without a principal.
     pub fn optional(mut self) -> Self {
         self.optional = true;
@@ -227,12 +240,12 @@ impl AuthLayerBuilder {
         if self.bearer.is_none() && self.api_key.is_none() && self.client_certificate.is_none() {
             return Err(LayerConfigError::NoMechanism);
         }
-        if self
-            .realm
-            .as_deref()
-            .is_some_and(|realm| !is_valid_realm(realm))
-        {
-            return Err(LayerConfigError::InvalidRealm);
+        let mut challenge = Challenge::new();
+        if let Some(realm) = &self.realm {
+            challenge = challenge.with_realm(realm)?;
+        }
+        if let Some(metadata) = &self.resource_metadata {
+            challenge = challenge.with_resource_metadata(metadata);
         }
 
         let mut sources = CredentialSources {
@@ -250,7 +263,7 @@ impl AuthLayerBuilder {
             api_key: self.api_key,
             client_certificate: self.client_certificate,
             sources,
-            realm: self.realm.map(Arc::from),
+            challenge,
             optional: self.optional,
         }))
     }
@@ -263,6 +276,7 @@ impl fmt::Debug for AuthLayerBuilder {
             .field("api_key", &self.api_key.is_some())
             .field("client_certificate", &self.client_certificate.is_some())
             .field("realm", &self.realm)
+            .field("resource_metadata", &self.resource_metadata)
             .field("optional", &self.optional)
             .finish_non_exhaustive()
     }
@@ -314,7 +328,7 @@ impl<S: fmt::Debug> fmt::Debug for Auth<S> {
         f.debug_struct("Auth")
             .field("inner", &self.inner)
             .field("sources", &self.shared.sources)
-            .field("realm", &self.shared.realm)
+            .field("challenge", &self.shared.challenge)
             .field("optional", &self.shared.optional)
             .finish_non_exhaustive()
     }
@@ -346,8 +360,11 @@ where
             inner: Box::pin(async move {
                 let (mut parts, body) = request.into_parts();
                 parts.extensions.remove::<Principal>();
-                if let Some(realm) = &shared.realm {
-                    parts.extensions.insert(Realm(realm.clone()));
+                // This layer's words, not those of an outer one.
+                if shared.challenge.is_empty() {
+                    parts.extensions.remove::<Challenge>();
+                } else {
+                    parts.extensions.insert(shared.challenge.clone());
                 }
 
                 match shared.authenticate(&parts).await {
@@ -357,7 +374,8 @@ where
                     Ok(None) => {}
                     Err(error) => {
                         error.log();
-                        return Ok(error.to_response(shared.realm.as_deref()));
+                        let error = error.with_challenge(&shared.challenge);
+                        return Ok(error.into_response());
                     }
                 }
 
@@ -514,6 +532,75 @@ mod tests {
                 .map(AuthError::reason),
             Some(Reason::MissingScope),
             "the typed rejection travels in the response extensions"
+        );
+    }
+
+    fn metadata() -> ResourceMetadata {
+        ResourceMetadata::builder("https://orders.example/api")
+            .build()
+            .unwrap()
+    }
+
+    const METADATA_PARAM: &str =
+        r#"resource_metadata="https://orders.example/.well-known/oauth-protected-resource/api""#;
+
+    fn challenge_of(response: &Response) -> &str {
+        response.headers()["www-authenticate"].to_str().unwrap()
+    }
+
+    #[tokio::test]
+    async fn every_challenge_names_the_resource_metadata() {
+        let layer = AuthLayer::builder()
+            .bearer(Fixed)
+            .realm("orders")
+            .resource_metadata(&metadata())
+            .build()
+            .unwrap();
+        let service = tower::ServiceBuilder::new()
+            .layer(layer)
+            .layer(RequireScopesLayer::all(["write"]))
+            .service(Gate(Arc::new(AtomicBool::new(true))));
+
+        let none = service.clone().oneshot(request(None)).await.unwrap();
+        assert_eq!(none.status(), 401);
+        assert_eq!(
+            challenge_of(&none),
+            format!(r#"Bearer realm="orders", {METADATA_PARAM}"#)
+        );
+
+        let bad = service.clone().oneshot(request(Some("Bearer bad"))).await;
+        let bad = bad.unwrap();
+        assert_eq!(bad.status(), 401);
+        assert!(challenge_of(&bad).contains(r#"error="invalid_token""#));
+        assert!(challenge_of(&bad).ends_with(METADATA_PARAM));
+
+        let scope = service.oneshot(request(Some("Bearer good"))).await.unwrap();
+        assert_eq!(scope.status(), 403);
+        assert!(challenge_of(&scope).contains(r#"scope="write""#));
+        assert!(challenge_of(&scope).ends_with(METADATA_PARAM));
+    }
+
+    #[tokio::test]
+    async fn an_extractor_on_an_optional_route_answers_in_the_layers_words() {
+        use axum::routing::get;
+
+        let layer = AuthLayer::new(Fixed)
+            .with_realm("orders")
+            .unwrap()
+            .with_resource_metadata(&metadata())
+            .optional();
+        let app = axum::Router::new()
+            .route(
+                "/",
+                get(|p: Principal| async move { p.subject().to_owned() }),
+            )
+            .layer(layer);
+
+        let response = app.oneshot(request(None)).await.unwrap();
+        assert_eq!(response.status(), 401);
+        assert_eq!(
+            challenge_of(&response),
+            format!(r#"Bearer realm="orders", {METADATA_PARAM}"#)
         );
     }
 

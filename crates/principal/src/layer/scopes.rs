@@ -4,13 +4,12 @@ use std::fmt;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use http::Request;
 use tower_layer::Layer;
 use tower_service::Service;
 
-use crate::layer::auth::Realm;
 use crate::layer::future::ResponseFuture;
 use crate::{AuthError, InvalidScope, Principal, Scope, Scopes};
 
@@ -175,8 +174,8 @@ where
             Ok(()) => ResponseFuture::inner(self.inner.call(request)),
             Err(error) => {
                 error.log();
-                let realm = request.extensions().get::<Realm>().map(|realm| &*realm.0);
-                ResponseFuture::ready(error.to_response(realm))
+                let error = error.in_request(request.extensions());
+                ResponseFuture::ready(error.into_response())
             }
         }
     }
