@@ -5,11 +5,15 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 use axum::extract::{Query, State};
 use axum::http::StatusCode;
+use axum::response::IntoResponse;
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::{Value, json};
-use tower_principal::{AuthError, AuthLayer, Principal, RequireScopesLayer, Scopes, User};
+use tower_principal::{
+    AuthError, AuthLayer, Challenge, Principal, RequireScopesLayer, ResourceMetadata,
+    ResourceMetadataBuilder, Scopes, User,
+};
 
 use tower_principal_jwt::IssuerSet;
 
@@ -17,6 +21,22 @@ use crate::config::Mechanisms;
 
 /// The realm named in every challenge.
 pub(crate) const REALM: &str = "ecommerce";
+
+/// Every scope a route of this application asks for.
+pub(crate) const SCOPES: [&str; 4] = [
+    "orders:read",
+    "orders:write",
+    "orders:process",
+    "reports:generate",
+];
+
+/// The RFC 9728 document of this application, for the resource identified
+/// by `resource` (the URL its clients use).
+pub(crate) fn metadata(resource: &str) -> ResourceMetadataBuilder {
+    ResourceMetadata::builder(resource)
+        .scopes(SCOPES)
+        .resource_name("tower-principal e-commerce example")
+}
 
 #[derive(Default)]
 struct Orders {
@@ -26,15 +46,40 @@ struct Orders {
 
 type Shared = Arc<Mutex<Orders>>;
 
+/// The application: what authenticates, and the orders every listener shares.
+#[derive(Clone)]
+pub(crate) struct App {
+    mechanisms: Mechanisms,
+    store: Shared,
+}
+
+impl App {
+    pub(crate) fn new(mechanisms: Mechanisms) -> Self {
+        Self {
+            mechanisms,
+            store: Shared::default(),
+        }
+    }
+
+    /// The router of one listener; `metadata` is served at its well-known
+    /// path and named in every challenge.
+    pub(crate) fn router(&self, metadata: Option<&ResourceMetadata>) -> Router {
+        router(&self.mechanisms, self.store.clone(), metadata)
+    }
+}
+
 /// Builds the whole application. Both APIs read the same credentials (bearer
 /// tokens, and API keys and client certificates when configured), so two
 /// credentials are refused alike everywhere; they differ in the audience a
 /// bearer token must carry: the reports API accepts only tokens for the
 /// reports audience.
-pub(crate) fn router(mechanisms: Mechanisms) -> Router {
+fn router(mechanisms: &Mechanisms, store: Shared, metadata: Option<&ResourceMetadata>) -> Router {
     let issuers = mechanisms.orders.clone();
     let auth = |bearer: IssuerSet| {
         let mut builder = AuthLayer::builder().bearer(bearer).realm(REALM);
+        if let Some(metadata) = metadata {
+            builder = builder.resource_metadata(metadata);
+        }
         if let Some((api_keys, header)) = &mechanisms.api_keys {
             builder = builder
                 .api_key(api_keys.clone())
@@ -49,7 +94,6 @@ pub(crate) fn router(mechanisms: Mechanisms) -> Router {
     };
     let orders_auth = auth(mechanisms.orders.clone());
     let reports_auth = auth(mechanisms.reports.clone());
-    let store: Shared = Arc::default();
 
     let read = get(list_orders).route_layer(RequireScopesLayer::all(["orders:read"]));
     let write = post(create_order).route_layer(RequireScopesLayer::all(["orders:write"]));
@@ -67,11 +111,14 @@ pub(crate) fn router(mechanisms: Mechanisms) -> Router {
         )
         .route_layer(reports_auth);
 
-    Router::new()
+    let open = Router::new()
         .route("/healthz", get(|| async { "ok" }))
-        .route("/ready", get(move || ready(issuers.clone())))
-        .merge(orders_api)
-        .merge(reports_api)
+        .route("/ready", get(move || ready(issuers.clone())));
+    let open = match metadata {
+        Some(metadata) => open.merge(metadata.router()),
+        None => open,
+    };
+    open.merge(orders_api).merge(reports_api)
 }
 
 /// 200 when every trusted issuer's keys are loaded, else 503; JSON per issuer.
@@ -101,15 +148,16 @@ struct ListQuery {
 /// (`?status=pending`) also needs `orders:process`.
 async fn list_orders(
     State(store): State<Shared>,
+    challenge: Challenge,
     principal: Principal,
     Query(query): Query<ListQuery>,
 ) -> Result<Json<Value>, axum::response::Response> {
     let status = query.status.as_deref();
     if status == Some("pending") && !principal.has_scope("orders:process") {
         let required = Scopes::parse_space_delimited("orders:process").unwrap_or_default();
-        let error = AuthError::insufficient_scope(required);
+        let error = AuthError::insufficient_scope(required).with_challenge(&challenge);
         error.log();
-        return Err(error.to_response(Some(REALM)));
+        return Err(error.into_response());
     }
     let orders = store.lock().unwrap_or_else(PoisonError::into_inner);
     let selected: Vec<&Value> = orders

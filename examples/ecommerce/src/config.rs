@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use serde::Deserialize;
+use tower_principal::ResourceMetadata;
 use tower_principal_apikey::{ApiKeyAuthenticator, FileStore, KeyPrefix, MemoryStore};
 use tower_principal_jwt::{Algorithm, IssuerSet, JwksCache, JwtValidator, TypPolicy};
 use tower_principal_mtls::{
@@ -30,6 +31,21 @@ pub(crate) struct Config {
     pub(crate) api_keys: Option<ApiKeySection>,
     pub(crate) tls: Option<TlsSection>,
     pub(crate) proxy: Option<ClientCertHeaderConfig>,
+    pub(crate) resource: Option<ResourceSection>,
+}
+
+/// `[resource]`: the RFC 9728 protected resource metadata, served at
+/// `/.well-known/oauth-protected-resource` (plus the identifier's path) and
+/// named in every challenge. Without this section nothing is published.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ResourceSection {
+    /// The URL clients use for this resource server: `https`, no query.
+    pub(crate) identifier: String,
+    /// The issuers to name; every trusted issuer when absent.
+    pub(crate) authorization_servers: Option<Vec<String>>,
+    pub(crate) name: Option<String>,
+    pub(crate) documentation: Option<String>,
 }
 
 /// `[jwt]`: one trusted issuer inline (`issuer`, `audiences`, `jwks_uri` or
@@ -237,6 +253,8 @@ pub(crate) enum ConfigProblem {
     ApiKeys(String),
     #[error("invalid [tls] settings: {0}")]
     Tls(String),
+    #[error("invalid [resource] settings: {0}")]
+    Resource(#[from] tower_principal::MetadataError),
 }
 
 pub(crate) fn read_file(path: &Path) -> Result<String, ConfigProblem> {
@@ -257,6 +275,7 @@ impl Config {
 }
 
 /// Everything that authenticates, built from configuration.
+#[derive(Clone)]
 pub(crate) struct Mechanisms {
     pub(crate) orders: IssuerSet,
     pub(crate) reports: IssuerSet,
@@ -341,6 +360,33 @@ impl JwtSection {
             orders = orders.issuer(validator);
         }
         Ok((orders.build()?, reports.build()?))
+    }
+}
+
+impl Config {
+    /// The RFC 9728 document, when `[resource]` is configured. Tokens may be
+    /// certificate-bound when a TLS listener or a trusted proxy passes
+    /// client certificates on.
+    pub(crate) fn resource_metadata(&self) -> Result<Option<ResourceMetadata>, ConfigProblem> {
+        let Some(section) = &self.resource else {
+            return Ok(None);
+        };
+        let issuers = match &section.authorization_servers {
+            Some(issuers) => issuers.clone(),
+            None => self.jwt.entries()?.into_iter().map(|e| e.issuer).collect(),
+        };
+        let mut builder = crate::app::metadata(&section.identifier)
+            .certificate_bound_tokens(self.tls.is_some() || self.proxy.is_some());
+        for issuer in issuers {
+            builder = builder.authorization_server(issuer);
+        }
+        if let Some(name) = &section.name {
+            builder = builder.resource_name(name);
+        }
+        if let Some(page) = &section.documentation {
+            builder = builder.resource_documentation(page);
+        }
+        Ok(Some(builder.build()?))
     }
 }
 

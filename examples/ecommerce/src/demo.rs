@@ -191,6 +191,11 @@ impl Demo {
     }
 
     /// Prints the credentials and the commands; TLS ones only with a TLS listener.
+    /// The demo issuer's identifier.
+    pub(crate) fn issuer(&self) -> &str {
+        self.issuer.issuer()
+    }
+
     pub(crate) fn print_instructions(&self, addr: SocketAddr, tls_addr: Option<SocketAddr>) {
         let alice = self.mint("alice", ORDERS_AUDIENCE, "orders:read").sign();
         let writer = self
@@ -248,6 +253,9 @@ impl Demo {
         let lines = [
             format!("curl -i {base}/healthz  # 200"),
             format!("curl -i {base}/whoami  # 401 (no credentials)"),
+            format!(
+                "curl -i {base}/.well-known/oauth-protected-resource  # 200 (RFC 9728 metadata: issuer, scopes)"
+            ),
             format!(
                 "curl -i -H \"Authorization: Bearer $ALICE_TOKEN\" {base}/whoami  # 200 (kind user)"
             ),

@@ -16,9 +16,11 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::Router;
 use clap::Parser;
+use tower_principal::ResourceMetadata;
 use tower_principal_mtls::ClientCertHeaderLayer;
+
+use crate::app::App;
 
 use crate::config::{
     Config, ConfigProblem, DEFAULT_LISTEN, DEFAULT_TLS_LISTEN, Mechanisms, StartupSetting,
@@ -48,9 +50,36 @@ struct Cli {
 /// Exit code for a configuration the server refuses to start with.
 const EXIT_CONFIG: u8 = 2;
 
+/// The RFC 9728 document each listener publishes.
+enum Resource {
+    /// No `[resource]` section: nothing published.
+    Unpublished,
+    /// The configured identifier, the same on every listener.
+    Configured(ResourceMetadata),
+    /// The demo: each listener is its own resource identifier (its URL),
+    /// naming the demo issuer.
+    PerListener { issuer: String },
+}
+
+impl Resource {
+    fn for_listener(&self, url: &str, tls: bool) -> Result<Option<ResourceMetadata>, String> {
+        match self {
+            Self::Unpublished => Ok(None),
+            Self::Configured(metadata) => Ok(Some(metadata.clone())),
+            Self::PerListener { issuer } => app::metadata(url)
+                .authorization_server(issuer)
+                .certificate_bound_tokens(tls)
+                .build()
+                .map(Some)
+                .map_err(|e| format!("resource metadata for {url}: {e}")),
+        }
+    }
+}
+
 /// What to serve, and where.
 struct Plan {
-    router: Router,
+    app: App,
+    resource: Resource,
     listen: SocketAddr,
     tls: Option<(SocketAddr, Arc<rustls::ServerConfig>)>,
     proxy: Option<ClientCertHeaderLayer>,
@@ -116,9 +145,13 @@ async fn run(plan: Plan) -> Result<(), String> {
         }
     }
 
+    let metadata = plan
+        .resource
+        .for_listener(&format!("http://{addr}"), false)?;
+    let router = plan.app.router(metadata.as_ref());
     let plain_router = match plan.proxy {
-        Some(layer) => plan.router.clone().layer(layer),
-        None => plan.router.clone(),
+        Some(layer) => router.layer(layer),
+        None => router,
     };
     // Not `axum::serve`: this one cuts off clients that send nothing or trickle
     // their request head (the header read timeout), like the TLS listener.
@@ -127,8 +160,12 @@ async fn run(plan: Plan) -> Result<(), String> {
     let plain = async move { plain.await.map_err(|e| format!("http server failed: {e}")) };
 
     match tls {
-        Some((listener, _, config)) => {
-            let secure = tower_principal_mtls::serve(listener, config, plan.router)
+        Some((listener, tls_addr, config)) => {
+            let metadata = plan
+                .resource
+                .for_listener(&format!("https://{tls_addr}"), true)?;
+            let router = plan.app.router(metadata.as_ref());
+            let secure = tower_principal_mtls::serve(listener, config, router)
                 .with_graceful_shutdown(shutdown_signal());
             let secure = async move { secure.await.map_err(|e| format!("tls server failed: {e}")) };
             tokio::try_join!(plain, secure).map(|_| ())
@@ -163,7 +200,10 @@ async fn from_demo(cli: &Cli) -> Result<Plan, demo::DemoError> {
         }
     };
     Ok(Plan {
-        router: app::router(demo.mechanisms()?),
+        app: App::new(demo.mechanisms()?),
+        resource: Resource::PerListener {
+            issuer: demo.issuer().to_owned(),
+        },
         listen,
         tls,
         proxy: None,
@@ -195,6 +235,10 @@ async fn from_config(path: &Path, cli: &Cli) -> Result<Plan, ConfigProblem> {
         }
     };
     let proxy = config.proxy.clone().map(ClientCertHeaderLayer::from);
+    let resource = match config.resource_metadata()? {
+        Some(metadata) => Resource::Configured(metadata),
+        None => Resource::Unpublished,
+    };
 
     // Either way the server starts; issuers without keys answer 503 until
     // their keys arrive, and /ready says which.
@@ -219,7 +263,8 @@ async fn from_config(path: &Path, cli: &Cli) -> Result<Plan, ConfigProblem> {
         certificates,
     };
     Ok(Plan {
-        router: app::router(mechanisms),
+        app: App::new(mechanisms),
+        resource,
         listen: cli.listen.unwrap_or(config.listen),
         tls,
         proxy,

@@ -143,6 +143,21 @@ fn exports_of(lines: &[String]) -> HashMap<String, String> {
         .collect()
 }
 
+/// What follows `label` on the line that holds it.
+fn printed<'a>(lines: &'a [String], label: &str) -> &'a str {
+    lines
+        .iter()
+        .find_map(|line| line.split_once(label).map(|(_, rest)| rest))
+        .unwrap_or_else(|| panic!("no line with {label:?}"))
+}
+
+async fn get_json(client: &reqwest::Client, url: &str) -> serde_json::Value {
+    let response = client.get(url).send().await.unwrap();
+    assert_eq!(response.status(), 200, "{url}");
+    assert_eq!(response.headers()["content-type"], "application/json");
+    serde_json::from_str(&response.text().await.unwrap()).unwrap()
+}
+
 /// Runs every printed curl command and checks its status; returns how many
 /// `/whoami` answers named the `order-processor` system account.
 async fn replay_printed_commands(lines: &[String]) -> (usize, usize) {
@@ -249,6 +264,59 @@ async fn demo_mode_curl_commands_answer_as_printed() {
         challenge.starts_with(r#"Bearer realm="ecommerce", error="insufficient_scope""#),
         "{challenge}"
     );
+
+    // RFC 9728: each listener publishes itself as the resource, and its
+    // challenges name that document.
+    let metadata_url = format!("{base}/.well-known/oauth-protected-resource");
+    assert!(
+        challenge.ends_with(&format!(r#", resource_metadata="{metadata_url}""#)),
+        "{challenge}"
+    );
+    let issuer = printed(&running.lines, "demo issuer     : ")
+        .split(' ')
+        .next()
+        .unwrap();
+    let document = get_json(&client, &metadata_url).await;
+    assert_eq!(document["resource"], base.as_str(), "{document}");
+    assert_eq!(
+        document["authorization_servers"],
+        serde_json::json!([issuer])
+    );
+    assert!(
+        document["scopes_supported"]
+            .as_array()
+            .unwrap()
+            .contains(&serde_json::json!("orders:process"))
+    );
+    assert_eq!(
+        document["tls_client_certificate_bound_access_tokens"],
+        serde_json::Value::Null
+    );
+    let tls_base = printed(&running.lines, "resource server : ")
+        .split(" and ")
+        .nth(1)
+        .unwrap()
+        .split(' ')
+        .next()
+        .unwrap()
+        .to_owned();
+    let tls_client = client_for(&Curl {
+        cacert: Some(dir.join("ca.pem").to_str().unwrap().to_owned()),
+        ..Curl::default()
+    });
+    let tls_url = format!("{tls_base}/.well-known/oauth-protected-resource");
+    let document = get_json(&tls_client, &tls_url).await;
+    assert_eq!(document["resource"], tls_base.as_str(), "{document}");
+    assert_eq!(document["tls_client_certificate_bound_access_tokens"], true);
+    let refused = tls_client
+        .get(format!("{tls_base}/whoami"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        refused.headers()["www-authenticate"],
+        format!(r#"Bearer realm="ecommerce", resource_metadata="{tls_url}""#).as_str()
+    );
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
@@ -313,7 +381,7 @@ async fn config_mode_trusts_the_external_issuer() {
     let path = write_config(
         "config",
         &format!(
-            "listen = \"127.0.0.1:0\"\n[jwt]\nissuer = \"{}\"\naudiences = [\"orders-api\"]\njwks_uri = \"{}\"\n[reports]\naudience = \"reports-x\"\n",
+            "listen = \"127.0.0.1:0\"\n[jwt]\nissuer = \"{}\"\naudiences = [\"orders-api\"]\njwks_uri = \"{}\"\n[reports]\naudience = \"reports-x\"\n[resource]\nidentifier = \"https://orders.example/api\"\nname = \"Orders\"\n",
             issuer.issuer(),
             issuer.jwks_uri()
         ),
@@ -346,7 +414,34 @@ async fn config_mode_trusts_the_external_issuer() {
         .token()
         .claim("iss", serde_json::json!("https://other/"))
         .sign();
-    assert_eq!(get("/orders", foreign).await.unwrap().status(), 401);
+    let refused = get("/orders", foreign).await.unwrap();
+    assert_eq!(refused.status(), 401);
+
+    // [resource]: the configured identifier, whichever address serves it.
+    let metadata_url = "https://orders.example/.well-known/oauth-protected-resource/api";
+    assert!(
+        refused.headers()["www-authenticate"]
+            .to_str()
+            .unwrap()
+            .ends_with(&format!(r#"resource_metadata="{metadata_url}""#)),
+        "{:?}",
+        refused.headers()
+    );
+    let document = get_json(
+        &client,
+        &format!("{base}/.well-known/oauth-protected-resource/api"),
+    )
+    .await;
+    assert_eq!(
+        document,
+        serde_json::json!({
+            "resource": "https://orders.example/api",
+            "authorization_servers": [issuer.issuer()],
+            "scopes_supported": ["orders:read", "orders:write", "orders:process", "reports:generate"],
+            "bearer_methods_supported": ["header"],
+            "resource_name": "Orders",
+        })
+    );
     assert_eq!(issuer.jwks_requests(), 1, "keys loaded once at start-up");
 }
 
@@ -402,6 +497,19 @@ async fn config_mode_with_discovery_and_several_issuers() {
         "no request to an untrusted issuer"
     );
     assert_eq!(discovered.jwks_requests(), 1);
+
+    // Without [resource] nothing is published or named.
+    let none = client
+        .get(format!("{base}/.well-known/oauth-protected-resource"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(none.status(), 404);
+    let bare = client.get(format!("{base}/whoami")).send().await.unwrap();
+    assert_eq!(
+        bare.headers()["www-authenticate"],
+        r#"Bearer realm="ecommerce""#
+    );
 }
 
 #[test]
@@ -422,6 +530,10 @@ fn bad_config_exits_with_code_2_and_a_message() {
             "[jwt]\nissuer = \"i\"\naudiences = [\"a\"]\njwks_uri = \"ftp://x\"\n",
         ),
         ("not-toml.toml", "this is not toml"),
+        (
+            "http-resource.toml",
+            "[jwt]\nissuer = \"i\"\naudiences = [\"a\"]\njwks_uri = \"http://127.0.0.1:1/\"\n[resource]\nidentifier = \"http://orders.example\"\n",
+        ),
     ];
     for (name, text) in cases {
         let path = dir.join(name);
