@@ -1,4 +1,8 @@
 //! The TLS server over real loopback connections, with reqwest clients.
+#![allow(
+    clippy::unwrap_used,
+    reason = "a test should fail loudly at the first surprise"
+)]
 
 mod common;
 
@@ -273,6 +277,59 @@ async fn stalled_handshake_is_closed_after_the_timeout() {
         matches!(read, Ok(Ok(0))),
         "expected EOF from the server, got {read:?}"
     );
+}
+
+/// Completes a TLS handshake offering `alpn`, then sends nothing; how long
+/// the server keeps the connection open.
+async fn idle_after_handshake(
+    pki: &TestPki,
+    addr: std::net::SocketAddr,
+    alpn: &[&[u8]],
+) -> Duration {
+    use rustls_pki_types::pem::PemObject;
+
+    let mut roots = rustls::RootCertStore::empty();
+    let ca = rustls_pki_types::CertificateDer::from_pem_slice(pki.ca.cert_pem().as_bytes());
+    roots.add(ca.unwrap()).unwrap();
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let mut config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
+    let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
+
+    let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let name = rustls_pki_types::ServerName::try_from("localhost").unwrap();
+    let mut tls = connector.connect(name, tcp).await.unwrap();
+    let started = std::time::Instant::now();
+    let mut buf = [0u8; 64];
+    let read = tokio::time::timeout(Duration::from_secs(10), tls.read(&mut buf)).await;
+    assert!(read.is_ok(), "the server kept an idle connection for 10 s");
+    started.elapsed()
+}
+
+#[tokio::test]
+async fn connection_idle_after_the_handshake_is_closed_after_the_header_read_timeout() {
+    let pki = TestPki::new();
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let server = serve(
+        listener,
+        tls(&pki, ClientAuth::Optional, None),
+        certificate_app(),
+    )
+    .header_read_timeout(Duration::from_millis(300));
+    tokio::spawn(server.into_future());
+
+    for alpn in [&[][..], &[&b"http/1.1"[..]], &[&b"h2"[..]]] {
+        let waited = idle_after_handshake(&pki, addr, alpn).await;
+        assert!(
+            waited >= Duration::from_millis(250),
+            "closed too early ({alpn:?}): {waited:?}"
+        );
+    }
 }
 
 #[tokio::test]

@@ -20,6 +20,7 @@ use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use hyper_util::service::TowerToHyperService;
 use rustls::ServerConfig;
+use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncWrite, BufReader};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 use tokio_rustls::TlsAcceptor;
@@ -50,9 +51,10 @@ pub const DEFAULT_HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
 ///    [`ClientCertificate`] (see [`parse_certificate`]);
 /// 3. HTTP/1.1 or HTTP/2 (as negotiated by ALPN) is served, and every request
 ///    gets the [`ClientCertificate`] and the peer's
-///    [`ConnectInfo<SocketAddr>`](ConnectInfo) in its extensions. HTTP/1.1
-///    request heads must arrive within [`Serve::header_read_timeout`] (30 s
-///    by default), which also closes idle keep-alive connections.
+///    [`ConnectInfo<SocketAddr>`](ConnectInfo) in its extensions. The first
+///    bytes after the handshake, and every HTTP/1.1 request head, must arrive
+///    within [`Serve::header_read_timeout`] (30 s by default), which also
+///    closes idle keep-alive connections.
 ///
 /// The certificate is trusted as verified: `tls` should come from
 /// [`TlsServerConfig`](crate::TlsServerConfig), or at least use a verifying
@@ -239,17 +241,6 @@ impl Connection {
             tracing::debug!(%peer, %error, "cannot set TCP_NODELAY");
         }
         let Some(acceptor) = self.acceptor.clone() else {
-            // The protocol is detected from the first bytes, before hyper's own
-            // timeout applies: a client that sends nothing is cut off here.
-            let mut first = [0u8; 1];
-            match tokio::time::timeout(self.header_read_timeout, stream.peek(&mut first)).await {
-                Ok(Ok(n)) if n > 0 => {}
-                Ok(_) => return,
-                Err(_) => {
-                    tracing::debug!(%peer, "connection sent nothing in time");
-                    return;
-                }
-            }
             let service = WithConnection {
                 router: self.router.clone(),
                 certificate: None,
@@ -284,7 +275,7 @@ impl Connection {
             }
         };
 
-        // ALPN decided the protocol; no sniffing, so hyper's timeouts apply at once.
+        // ALPN decided the protocol; no sniffing.
         let protocol = match tls.get_ref().1.alpn_protocol() {
             Some(b"h2") => Protocol::Http2,
             _ => Protocol::Http1,
@@ -299,8 +290,21 @@ impl Connection {
 
     async fn serve_http<I>(mut self, io: I, service: WithConnection, protocol: Protocol)
     where
-        I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+        I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     {
+        // hyper's header read timeout runs from the first byte of a request
+        // head, so a connection that sends nothing at all (after its TLS
+        // handshake, or at all) would be kept forever: cut it off here.
+        let mut io = BufReader::new(io);
+        match tokio::time::timeout(self.header_read_timeout, io.fill_buf()).await {
+            Ok(Ok(bytes)) if !bytes.is_empty() => {}
+            Ok(_) => return,
+            Err(_) => {
+                tracing::debug!(peer = %self.peer, "connection sent nothing in time");
+                return;
+            }
+        }
+
         let mut builder = auto::Builder::new(TokioExecutor::new());
         builder = match protocol {
             Protocol::Http1 => builder.http1_only(),
