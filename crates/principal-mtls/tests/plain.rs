@@ -100,3 +100,18 @@ async fn idle_keep_alive_connection_is_closed_after_a_request() {
     );
     time_until_closed(stream).await;
 }
+
+#[tokio::test]
+async fn request_headers_are_bounded() {
+    let addr = start(Duration::from_secs(30)).await;
+    let client = reqwest::Client::new();
+    let with_header = |bytes: usize| {
+        client
+            .get(format!("http://{addr}/peer"))
+            .header("x-filler", "a".repeat(bytes))
+            .send()
+    };
+    assert_eq!(with_header(16 * 1024).await.unwrap().status(), 200);
+    let too_large = with_header(tower_principal_mtls::DEFAULT_MAX_HEADER_LIST_BYTES + 1).await;
+    assert_eq!(too_large.unwrap().status(), 431);
+}

@@ -31,11 +31,16 @@ use crate::parse_certificate;
 
 type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send + 'static>>;
 
+/// hyper refuses HTTP/1.1 read buffers below 8 KiB.
+const MIN_HEADER_LIST_BYTES: usize = 8 * 1024;
+
 /// The default bound on the TLS handshake of one connection.
 pub const DEFAULT_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// The default bound on receiving an HTTP/1.1 request head, idle keep-alive
 /// connections included.
 pub const DEFAULT_HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
+/// The default bound on the size of a request's header list, in bytes.
+pub const DEFAULT_MAX_HEADER_LIST_BYTES: usize = 32 * 1024;
 
 /// Serves `router` over TLS on `listener` with the rustls configuration `tls`.
 ///
@@ -104,6 +109,7 @@ pub struct Serve {
     router: Router,
     handshake_timeout: Duration,
     header_read_timeout: Duration,
+    max_header_list_bytes: usize,
     shutdown: Option<BoxFuture<()>>,
 }
 
@@ -115,6 +121,7 @@ impl Serve {
             router,
             handshake_timeout: DEFAULT_HANDSHAKE_TIMEOUT,
             header_read_timeout: DEFAULT_HEADER_READ_TIMEOUT,
+            max_header_list_bytes: DEFAULT_MAX_HEADER_LIST_BYTES,
             shutdown: None,
         }
     }
@@ -123,6 +130,14 @@ impl Serve {
     /// of keep-alive connections (30 s by default).
     pub fn header_read_timeout(mut self, timeout: Duration) -> Self {
         self.header_read_timeout = timeout;
+        self
+    }
+
+    /// Bounds the size of a request's headers (32 KiB by default; at least
+    /// 8 KiB): HTTP/1.1 requests with more are answered 431, HTTP/2 header
+    /// lists larger than this are refused.
+    pub fn max_header_list_bytes(mut self, bytes: usize) -> Self {
+        self.max_header_list_bytes = bytes.max(MIN_HEADER_LIST_BYTES);
         self
     }
 
@@ -173,6 +188,7 @@ impl Serve {
                 peer,
                 handshake_timeout: self.handshake_timeout,
                 header_read_timeout: self.header_read_timeout,
+                max_header_list_bytes: self.max_header_list_bytes,
                 stop: stop_rx.clone(),
             };
             tokio::spawn(connection.run(stream));
@@ -203,6 +219,7 @@ impl fmt::Debug for Serve {
             .field("tls", &self.acceptor.is_some())
             .field("handshake_timeout", &self.handshake_timeout)
             .field("header_read_timeout", &self.header_read_timeout)
+            .field("max_header_list_bytes", &self.max_header_list_bytes)
             .field("graceful_shutdown", &self.shutdown.is_some())
             .finish_non_exhaustive()
     }
@@ -231,6 +248,7 @@ struct Connection {
     peer: SocketAddr,
     handshake_timeout: Duration,
     header_read_timeout: Duration,
+    max_header_list_bytes: usize,
     stop: watch::Receiver<()>,
 }
 
@@ -312,11 +330,17 @@ impl Connection {
             Protocol::Detect => builder,
         };
         // hyper enforces the header read timeout only with a timer.
+        // hyper's HTTP/1.1 read buffer bounds the request head.
         builder
             .http1()
             .timer(TokioTimer::new())
-            .header_read_timeout(self.header_read_timeout);
-        builder.http2().timer(TokioTimer::new());
+            .header_read_timeout(self.header_read_timeout)
+            .max_buf_size(self.max_header_list_bytes);
+        let header_list = u32::try_from(self.max_header_list_bytes).unwrap_or(u32::MAX);
+        builder
+            .http2()
+            .timer(TokioTimer::new())
+            .max_header_list_size(header_list);
         let connection = builder
             .serve_connection_with_upgrades(TokioIo::new(io), TowerToHyperService::new(service));
         tokio::pin!(connection);
