@@ -3,6 +3,7 @@
 
 use std::sync::{Arc, Mutex, PoisonError};
 
+use axum::extract::rejection::{JsonRejection, QueryRejection};
 use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
@@ -150,8 +151,18 @@ async fn list_orders(
     State(store): State<Shared>,
     challenge: Challenge,
     principal: Principal,
-    Query(query): Query<ListQuery>,
+    query: Result<Query<ListQuery>, QueryRejection>,
 ) -> Result<Json<Value>, axum::response::Response> {
+    let Query(query) = query.map_err(|rejection| {
+        let description = "the query string could not be read (status=…)";
+        refused(
+            rejection.status(),
+            "invalid_query",
+            description,
+            &rejection.body_text(),
+        )
+        .into_response()
+    })?;
     let status = query.status.as_deref();
     if status == Some("pending") && !principal.has_scope("orders:process") {
         let required = Scopes::parse_space_delimited("orders:process").unwrap_or_default();
@@ -179,12 +190,56 @@ fn one() -> u32 {
     1
 }
 
+/// Bounds of the in-memory store: an order's item name, its quantity, and
+/// how many orders it keeps.
+const MAX_ITEM_CHARS: usize = 200;
+const MAX_QUANTITY: u32 = 10_000;
+const MAX_ORDERS: usize = 10_000;
+
+/// A refused request: the status axum chose (or 422) and a fixed text; what
+/// exactly was wrong goes to the debug log, not to the client.
+fn refused(
+    status: StatusCode,
+    error: &str,
+    description: &str,
+    why: &dyn std::fmt::Display,
+) -> (StatusCode, Json<Value>) {
+    tracing::debug!(%status, error, %why, "request refused");
+    let body = json!({ "error": error, "error_description": description });
+    (status, Json(body))
+}
+
+fn bad_order(status: StatusCode, why: &dyn std::fmt::Display) -> (StatusCode, Json<Value>) {
+    let description = format!(
+        "the body must be JSON {{\"item\": a name of 1 to {MAX_ITEM_CHARS} characters, \
+         \"quantity\": 1 to {MAX_QUANTITY} (default 1)}}"
+    );
+    refused(status, "invalid_order", &description, why)
+}
+
 async fn create_order(
     State(store): State<Shared>,
     principal: Principal,
-    Json(order): Json<NewOrder>,
+    order: Result<Json<NewOrder>, JsonRejection>,
 ) -> (StatusCode, Json<Value>) {
+    let order = match order {
+        Ok(Json(order)) => order,
+        Err(rejection) => return bad_order(rejection.status(), &rejection.body_text()),
+    };
+    let name_chars = order.item.chars().count();
+    if !(1..=MAX_ITEM_CHARS).contains(&name_chars) || order.item.chars().any(char::is_control) {
+        return bad_order(StatusCode::UNPROCESSABLE_ENTITY, &"item name");
+    }
+    if !(1..=MAX_QUANTITY).contains(&order.quantity) {
+        return bad_order(StatusCode::UNPROCESSABLE_ENTITY, &"quantity");
+    }
+
     let mut orders = store.lock().unwrap_or_else(PoisonError::into_inner);
+    if orders.items.len() >= MAX_ORDERS {
+        let description = format!("the example keeps at most {MAX_ORDERS} orders; restart it");
+        let status = StatusCode::INSUFFICIENT_STORAGE;
+        return refused(status, "store_full", &description, &"store full");
+    }
     orders.next_id += 1;
     let created = json!({
         "id": orders.next_id,

@@ -89,7 +89,8 @@ pub(crate) async fn start(dir: &Path) -> Result<Demo, DemoError> {
         reports,
         api_key,
         api_keys,
-        dir: dir.to_owned(),
+        // Printed in the curl commands: absolute, so they work from any directory.
+        dir: std::path::absolute(dir).unwrap_or_else(|_| dir.to_owned()),
         pki,
     })
 }
@@ -210,7 +211,7 @@ impl Demo {
         let base = format!("http://{addr}");
         let dir = self.dir.display();
         let mtls = format!(
-            "--cacert {dir}/{CA_FILE} --cert {dir}/{CLIENT_CERT_FILE} --key {dir}/{CLIENT_KEY_FILE}"
+            "--cacert '{dir}/{CA_FILE}' --cert '{dir}/{CLIENT_CERT_FILE}' --key '{dir}/{CLIENT_KEY_FILE}'"
         );
 
         println!("tower-principal e-commerce demo");
@@ -306,7 +307,7 @@ impl Demo {
                     "curl -i -X POST {mtls} {json} {tls}/orders  # 403 (order-processor lacks orders:write)"
                 ),
                 format!(
-                    "curl -i --cacert {dir}/{CA_FILE} -H \"Authorization: Bearer $ALICE_TOKEN\" {tls}/whoami  # 200 (bearer over TLS without a client certificate)"
+                    "curl -i --cacert '{dir}/{CA_FILE}' -H \"Authorization: Bearer $ALICE_TOKEN\" {tls}/whoami  # 200 (bearer over TLS without a client certificate)"
                 ),
             ];
             for line in lines {

@@ -250,6 +250,41 @@ async fn demo_mode_curl_commands_answer_as_printed() {
         .await
         .unwrap();
     assert_eq!(two.status(), 400, "two credentials on the reports API");
+
+    // Bad order bodies: axum's status, the example's fixed words.
+    for (body, status) in [
+        ("not json", 400),
+        (r#"{"item":"book","quantity":-1}"#, 422),
+        (r#"{"item":"","quantity":1}"#, 422),
+        (r#"{"item":"book","quantity":0}"#, 422),
+        (r#"{"quantity":2}"#, 422),
+    ] {
+        let response = client
+            .post(format!("{base}/orders"))
+            .header("authorization", bearer("WRITER_TOKEN"))
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), status, "{body}");
+        let text = response.text().await.unwrap();
+        let answer: serde_json::Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(answer["error"], "invalid_order", "{body}: {text}");
+        assert!(
+            !text.contains("line 1") && !text.contains("Failed"),
+            "{text}"
+        );
+    }
+    let created = client
+        .post(format!("{base}/orders"))
+        .header("authorization", bearer("WRITER_TOKEN"))
+        .header("content-type", "application/json")
+        .body(r#"{"item":"pen","quantity":3}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(created.status(), 201);
     let pending = client
         .get(format!("{base}/orders?status=pending"))
         .header("authorization", bearer("ALICE_TOKEN"))
