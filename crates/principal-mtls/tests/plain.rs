@@ -14,14 +14,19 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
 async fn start(header_read_timeout: Duration) -> SocketAddr {
+    start_with(|serve| serve.header_read_timeout(header_read_timeout)).await
+}
+
+async fn start_with(
+    configure: impl FnOnce(tower_principal_mtls::Serve) -> tower_principal_mtls::Serve,
+) -> SocketAddr {
     let app = Router::new().route(
         "/peer",
         get(|ConnectInfo(peer): ConnectInfo<SocketAddr>| async move { peer.ip().to_string() }),
     );
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
-    let server =
-        tower_principal_mtls::serve_plain(listener, app).header_read_timeout(header_read_timeout);
+    let server = configure(tower_principal_mtls::serve_plain(listener, app));
     tokio::spawn(async move { server.await.unwrap() });
     addr
 }
@@ -114,4 +119,52 @@ async fn request_headers_are_bounded() {
     assert_eq!(with_header(16 * 1024).await.unwrap().status(), 200);
     let too_large = with_header(tower_principal_mtls::DEFAULT_MAX_HEADER_LIST_BYTES + 1).await;
     assert_eq!(too_large.unwrap().status(), 431);
+}
+
+#[tokio::test]
+async fn idle_http2_connection_is_closed_after_the_idle_timeout() {
+    let addr = start_with(|serve| serve.idle_timeout(Duration::from_millis(300))).await;
+    let mut stream = TcpStream::connect(addr).await.unwrap();
+    // HTTP/2 with prior knowledge: the preface and an empty SETTINGS frame
+    // (length 0, type 4, no flags, stream 0), then nothing.
+    stream
+        .write_all(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\0\0\0\x04\0\0\0\0\0")
+        .await
+        .unwrap();
+    let mut head = [0u8; 9];
+    stream.read_exact(&mut head).await.unwrap();
+    assert_eq!(head[3], 4, "the server answers with its SETTINGS");
+
+    let waited = time_until_closed(stream).await;
+    assert!(
+        waited >= Duration::from_millis(250),
+        "closed too early: {waited:?}"
+    );
+}
+
+#[tokio::test]
+async fn shutdown_does_not_wait_forever_for_a_silent_http2_peer() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tower_principal_mtls::serve_plain(listener, Router::new())
+        .idle_timeout(Duration::from_millis(300))
+        .with_graceful_shutdown(async {
+            let _ = stopped.await;
+        });
+    let server = tokio::spawn(std::future::IntoFuture::into_future(server));
+
+    let mut stream = TcpStream::connect(addr).await.unwrap();
+    stream
+        .write_all(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\0\0\0\x04\0\0\0\0\0")
+        .await
+        .unwrap();
+    let mut head = [0u8; 9];
+    stream.read_exact(&mut head).await.unwrap();
+
+    // The peer stays connected and never answers the GOAWAY ping.
+    stop.send(()).unwrap();
+    let finished = tokio::time::timeout(Duration::from_secs(5), server).await;
+    assert!(matches!(finished, Ok(Ok(Ok(())))), "{finished:?}");
+    drop(stream);
 }

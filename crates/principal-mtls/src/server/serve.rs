@@ -27,6 +27,7 @@ use tokio_rustls::TlsAcceptor;
 use tower_principal::ClientCertificate;
 use tower_service::Service;
 
+use super::idle::{Activity, Tracked};
 use crate::parse_certificate;
 
 type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send + 'static>>;
@@ -39,6 +40,9 @@ pub const DEFAULT_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// The default bound on receiving an HTTP/1.1 request head, idle keep-alive
 /// connections included.
 pub const DEFAULT_HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
+/// The default time a connection may move no byte at all before it is
+/// closed (gracefully: requests in flight finish).
+pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
 /// The default bound on the size of a request's header list, in bytes.
 pub const DEFAULT_MAX_HEADER_LIST_BYTES: usize = 32 * 1024;
 
@@ -59,7 +63,9 @@ pub const DEFAULT_MAX_HEADER_LIST_BYTES: usize = 32 * 1024;
 ///    [`ConnectInfo<SocketAddr>`](ConnectInfo) in its extensions. The first
 ///    bytes after the handshake, and every HTTP/1.1 request head, must arrive
 ///    within [`Serve::header_read_timeout`] (30 s by default), which also
-///    closes idle keep-alive connections.
+///    closes idle keep-alive connections; a connection of either version on
+///    which no byte moves for [`Serve::idle_timeout`] (60 s) is closed
+///    gracefully, and dropped if it then stays silent that long again.
 ///
 /// The certificate is trusted as verified: `tls` should come from
 /// [`TlsServerConfig`](crate::TlsServerConfig), or at least use a verifying
@@ -109,6 +115,7 @@ pub struct Serve {
     router: Router,
     handshake_timeout: Duration,
     header_read_timeout: Duration,
+    idle_timeout: Duration,
     max_header_list_bytes: usize,
     shutdown: Option<BoxFuture<()>>,
 }
@@ -121,6 +128,7 @@ impl Serve {
             router,
             handshake_timeout: DEFAULT_HANDSHAKE_TIMEOUT,
             header_read_timeout: DEFAULT_HEADER_READ_TIMEOUT,
+            idle_timeout: DEFAULT_IDLE_TIMEOUT,
             max_header_list_bytes: DEFAULT_MAX_HEADER_LIST_BYTES,
             shutdown: None,
         }
@@ -130,6 +138,14 @@ impl Serve {
     /// of keep-alive connections (30 s by default).
     pub fn header_read_timeout(mut self, timeout: Duration) -> Self {
         self.header_read_timeout = timeout;
+        self
+    }
+
+    /// Closes connections that move no byte, in either direction, for this
+    /// long (60 s by default), HTTP/2 ones included. The close is graceful:
+    /// requests in flight finish, no new ones are taken.
+    pub fn idle_timeout(mut self, timeout: Duration) -> Self {
+        self.idle_timeout = timeout;
         self
     }
 
@@ -188,6 +204,7 @@ impl Serve {
                 peer,
                 handshake_timeout: self.handshake_timeout,
                 header_read_timeout: self.header_read_timeout,
+                idle_timeout: self.idle_timeout,
                 max_header_list_bytes: self.max_header_list_bytes,
                 stop: stop_rx.clone(),
             };
@@ -219,6 +236,7 @@ impl fmt::Debug for Serve {
             .field("tls", &self.acceptor.is_some())
             .field("handshake_timeout", &self.handshake_timeout)
             .field("header_read_timeout", &self.header_read_timeout)
+            .field("idle_timeout", &self.idle_timeout)
             .field("max_header_list_bytes", &self.max_header_list_bytes)
             .field("graceful_shutdown", &self.shutdown.is_some())
             .finish_non_exhaustive()
@@ -248,6 +266,7 @@ struct Connection {
     peer: SocketAddr,
     handshake_timeout: Duration,
     header_read_timeout: Duration,
+    idle_timeout: Duration,
     max_header_list_bytes: usize,
     stop: watch::Receiver<()>,
 }
@@ -341,15 +360,35 @@ impl Connection {
             .http2()
             .timer(TokioTimer::new())
             .max_header_list_size(header_list);
-        let connection = builder
-            .serve_connection_with_upgrades(TokioIo::new(io), TowerToHyperService::new(service));
+        let activity = Activity::new();
+        let io = TokioIo::new(Tracked::new(io, activity.clone()));
+        let connection =
+            builder.serve_connection_with_upgrades(io, TowerToHyperService::new(service));
         tokio::pin!(connection);
 
-        let result = tokio::select! {
-            result = connection.as_mut() => result,
-            _ = self.stop.changed() => {
+        let finished = tokio::select! {
+            result = connection.as_mut() => Some(result),
+            _ = self.stop.changed() => None,
+            () = activity.idle_for(self.idle_timeout) => {
+                tracing::debug!(peer = %self.peer, "connection idle; closing it");
+                None
+            }
+        };
+        let result = match finished {
+            Some(result) => result,
+            None => {
+                // Requests in flight may finish; a peer that stops answering
+                // (an HTTP/2 client that never acknowledges the GOAWAY ping)
+                // is dropped once nothing has moved for the idle timeout.
                 connection.as_mut().graceful_shutdown();
-                connection.await
+                activity.touch();
+                tokio::select! {
+                    result = connection.as_mut() => result,
+                    () = activity.idle_for(self.idle_timeout) => {
+                        tracing::debug!(peer = %self.peer, "connection did not close in time; dropped");
+                        return;
+                    }
+                }
             }
         };
         if let Err(error) = result {
