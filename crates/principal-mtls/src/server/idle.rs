@@ -1,6 +1,6 @@
-//! Closing connections on which nothing moves: the last time a connection
-//! read or wrote a byte, and a watchdog that fires once it has been idle too
-//! long.
+//! Closing connections on which nothing moves: I/O that notes whether it
+//! read or wrote a byte, and a watchdog that fires once nothing has moved for
+//! too long.
 //!
 //! hyper bounds the arrival of HTTP/1.1 request heads, but an HTTP/2
 //! connection that exchanged its settings and then sends nothing is kept
@@ -9,47 +9,49 @@
 use std::io;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
 use pin_project_lite::pin_project;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
-use tokio::time::Instant;
+use tokio::time::{Instant, MissedTickBehavior};
 
-/// When a connection last moved a byte, shared between its I/O and its watchdog.
-#[derive(Debug)]
+/// Whether a connection moved a byte lately, shared between its I/O and its
+/// watchdog. The I/O only sets a flag (no clock read per read or write); the
+/// watchdog looks at it a few times per timeout.
+#[derive(Debug, Default)]
 pub(super) struct Activity {
-    opened: Instant,
-    /// Milliseconds after `opened`.
-    last: AtomicU64,
+    moved: AtomicBool,
 }
+
+/// How many quiet looks in a row make a connection idle.
+const QUIET_LOOKS: u32 = 4;
 
 impl Activity {
     pub(super) fn new() -> Arc<Self> {
-        Arc::new(Self {
-            opened: Instant::now(),
-            last: AtomicU64::new(0),
-        })
+        Arc::new(Self::default())
     }
 
     pub(super) fn touch(&self) {
-        let millis = u64::try_from(self.opened.elapsed().as_millis()).unwrap_or(u64::MAX);
-        self.last.fetch_max(millis, Ordering::Relaxed);
+        self.moved.store(true, Ordering::Relaxed);
     }
 
-    fn last(&self) -> Instant {
-        self.opened + Duration::from_millis(self.last.load(Ordering::Relaxed))
-    }
-
-    /// Completes once no byte has moved for `timeout`.
+    /// Completes once no byte has moved for at least `timeout` (and at most
+    /// a quarter more), counted from the last activity or from this call,
+    /// whichever is later.
     pub(super) async fn idle_for(&self, timeout: Duration) {
-        loop {
-            let deadline = self.last() + timeout;
-            if Instant::now() >= deadline {
-                return;
-            }
-            tokio::time::sleep_until(deadline).await;
+        let look = (timeout / QUIET_LOOKS).max(Duration::from_millis(1));
+        let mut looks = tokio::time::interval_at(Instant::now() + look, look);
+        looks.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        let mut quiet = 0;
+        while quiet < QUIET_LOOKS {
+            looks.tick().await;
+            quiet = if self.moved.swap(false, Ordering::Relaxed) {
+                0
+            } else {
+                quiet + 1
+            };
         }
     }
 }
@@ -130,19 +132,31 @@ mod tests {
     use super::*;
 
     #[tokio::test]
-    async fn the_watchdog_counts_from_the_last_activity() {
+    async fn the_watchdog_fires_only_after_a_quiet_timeout() {
         let activity = Activity::new();
-        tokio::time::sleep(Duration::from_millis(200)).await;
-        activity.touch();
-        let touched = Instant::now();
+        let timeout = Duration::from_millis(400);
 
-        activity.idle_for(Duration::from_millis(300)).await;
-        let waited = touched.elapsed();
-        assert!(waited >= Duration::from_millis(290), "{waited:?}");
-
-        // Already idle long enough: at once.
+        // Bytes moving every 20 ms keep the connection alive.
+        let busy = async {
+            for _ in 0..30 {
+                activity.touch();
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        };
         let started = Instant::now();
-        activity.idle_for(Duration::from_millis(250)).await;
-        assert!(started.elapsed() < Duration::from_millis(250));
+        tokio::select! {
+            () = activity.idle_for(timeout) => panic!("idle while busy"),
+            () = busy => {}
+        }
+        assert!(started.elapsed() >= Duration::from_millis(600));
+
+        // Then silence: idle no sooner than the timeout after the last byte.
+        let quiet_since = Instant::now();
+        activity.idle_for(timeout).await;
+        assert!(
+            quiet_since.elapsed() >= timeout,
+            "{:?}",
+            quiet_since.elapsed()
+        );
     }
 }
