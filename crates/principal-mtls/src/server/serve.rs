@@ -142,8 +142,10 @@ impl Serve {
     }
 
     /// Closes connections that move no byte, in either direction, for this
-    /// long (60 s by default), HTTP/2 ones included. The close is graceful:
-    /// requests in flight finish, no new ones are taken.
+    /// long (60 s by default; the check may take up to a quarter more),
+    /// HTTP/2 ones included. The close is graceful: requests in flight
+    /// finish, no new ones are taken; a peer that then stays silent as long
+    /// again is dropped.
     pub fn idle_timeout(mut self, timeout: Duration) -> Self {
         self.idle_timeout = timeout;
         self
