@@ -168,3 +168,63 @@ async fn shutdown_does_not_wait_forever_for_a_silent_http2_peer() {
     assert!(matches!(finished, Ok(Ok(Ok(())))), "{finished:?}");
     drop(stream);
 }
+
+/// The HTTP/2 connection preface and an empty SETTINGS frame.
+const H2_START: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\0\0\0\x04\0\0\0\0\0";
+
+#[tokio::test]
+async fn http2_peer_that_only_pings_is_closed() {
+    let addr = start_with(|serve| serve.idle_timeout(Duration::from_millis(300))).await;
+    let stream = TcpStream::connect(addr).await.unwrap();
+    let (mut read, mut write) = stream.into_split();
+    write.write_all(H2_START).await.unwrap();
+    // A PING (length 8, type 6) every 50 ms: bytes move, no request ever.
+    tokio::spawn(async move {
+        let ping = b"\0\0\x08\x06\0\0\0\0\0pingpong";
+        while write.write_all(ping).await.is_ok() {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    });
+
+    // The server answers every ping, so read until the end of the stream
+    // under one overall deadline.
+    let started = Instant::now();
+    let until_closed = async {
+        let mut buf = [0u8; 256];
+        while matches!(read.read(&mut buf).await, Ok(n) if n > 0) {}
+    };
+    let closed = tokio::time::timeout(Duration::from_secs(5), until_closed).await;
+    assert!(closed.is_ok(), "a pinging peer kept the connection for 5 s");
+    assert!(started.elapsed() >= Duration::from_millis(250));
+}
+
+#[tokio::test]
+async fn a_response_streaming_longer_than_the_idle_timeout_is_not_cut() {
+    use futures_util::StreamExt;
+
+    let chunks = || {
+        let ticks = futures_util::stream::iter(0..20).then(|i| async move {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            Ok::<_, std::convert::Infallible>(format!("chunk {i}\n"))
+        });
+        axum::body::Body::from_stream(ticks)
+    };
+    let app = Router::new().route("/stream", get(move || async move { chunks() }));
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let server =
+        tower_principal_mtls::serve_plain(listener, app).idle_timeout(Duration::from_millis(300));
+    tokio::spawn(std::future::IntoFuture::into_future(server));
+
+    for client in [
+        reqwest::Client::new(),
+        reqwest::Client::builder()
+            .http2_prior_knowledge()
+            .build()
+            .unwrap(),
+    ] {
+        let response = client.get(format!("http://{addr}/stream")).send().await;
+        let body = response.unwrap().text().await.unwrap();
+        assert_eq!(body.lines().count(), 20, "{body}");
+    }
+}

@@ -12,6 +12,7 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use axum::Router;
+use axum::body::Body;
 use axum::extract::ConnectInfo;
 use axum::response::Response;
 use http::Request;
@@ -27,7 +28,7 @@ use tokio_rustls::TlsAcceptor;
 use tower_principal::ClientCertificate;
 use tower_service::Service;
 
-use super::idle::{Activity, Tracked};
+use super::idle::{Activity, GuardedBody, InFlight, Tracked};
 use crate::parse_certificate;
 
 type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send + 'static>>;
@@ -63,9 +64,10 @@ pub const DEFAULT_MAX_HEADER_LIST_BYTES: usize = 32 * 1024;
 ///    [`ConnectInfo<SocketAddr>`](ConnectInfo) in its extensions. The first
 ///    bytes after the handshake, and every HTTP/1.1 request head, must arrive
 ///    within [`Serve::header_read_timeout`] (30 s by default), which also
-///    closes idle keep-alive connections; a connection of either version on
-///    which no byte moves for [`Serve::idle_timeout`] (60 s) is closed
-///    gracefully, and dropped if it then stays silent that long again.
+///    closes idle keep-alive connections; a connection of either version
+///    that is idle for [`Serve::idle_timeout`] (60 s: no byte moved, or no
+///    request begun while none was in flight) is closed gracefully, and
+///    dropped if it then stays idle that long again.
 ///
 /// The certificate is trusted as verified: `tls` should come from
 /// [`TlsServerConfig`](crate::TlsServerConfig), or at least use a verifying
@@ -141,11 +143,12 @@ impl Serve {
         self
     }
 
-    /// Closes connections that move no byte, in either direction, for this
-    /// long (60 s by default; the check may take up to a quarter more),
-    /// HTTP/2 ones included. The close is graceful: requests in flight
-    /// finish, no new ones are taken; a peer that then stays silent as long
-    /// again is dropped.
+    /// Closes idle connections, HTTP/2 ones included: those on which, for
+    /// this long (60 s by default; the check may take up to a quarter more),
+    /// no byte has moved in either direction, or no request has begun while
+    /// none was in flight (peers that trickle HTTP/2 headers or only ping).
+    /// The close is graceful: requests in flight finish, no new ones are
+    /// taken; a connection that then stays idle as long again is dropped.
     pub fn idle_timeout(mut self, timeout: Duration) -> Self {
         self.idle_timeout = timeout;
         self
@@ -280,12 +283,7 @@ impl Connection {
             tracing::debug!(%peer, %error, "cannot set TCP_NODELAY");
         }
         let Some(acceptor) = self.acceptor.clone() else {
-            let service = WithConnection {
-                router: self.router.clone(),
-                certificate: None,
-                peer,
-            };
-            return self.serve_http(stream, service, Protocol::Detect).await;
+            return self.serve_http(stream, None, Protocol::Detect).await;
         };
 
         let handshake = tokio::time::timeout(self.handshake_timeout, acceptor.accept(stream));
@@ -319,16 +317,15 @@ impl Connection {
             Some(b"h2") => Protocol::Http2,
             _ => Protocol::Http1,
         };
-        let service = WithConnection {
-            router: self.router.clone(),
-            certificate,
-            peer,
-        };
-        self.serve_http(tls, service, protocol).await;
+        self.serve_http(tls, certificate, protocol).await;
     }
 
-    async fn serve_http<I>(mut self, io: I, service: WithConnection, protocol: Protocol)
-    where
+    async fn serve_http<I>(
+        mut self,
+        io: I,
+        certificate: Option<ClientCertificate>,
+        protocol: Protocol,
+    ) where
         I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     {
         // hyper's header read timeout runs from the first byte of a request
@@ -364,6 +361,12 @@ impl Connection {
             .max_header_list_size(header_list);
         let activity = Activity::new();
         let io = TokioIo::new(Tracked::new(io, activity.clone()));
+        let service = WithConnection {
+            router: self.router.clone(),
+            certificate,
+            peer: self.peer,
+            activity: activity.clone(),
+        };
         let connection =
             builder.serve_connection_with_upgrades(io, TowerToHyperService::new(service));
         tokio::pin!(connection);
@@ -379,11 +382,11 @@ impl Connection {
         let result = match finished {
             Some(result) => result,
             None => {
-                // Requests in flight may finish; a peer that stops answering
-                // (an HTTP/2 client that never acknowledges the GOAWAY ping)
-                // is dropped once nothing has moved for the idle timeout.
+                // Requests in flight may finish while their bytes move; a
+                // peer that stops answering (an HTTP/2 client that never
+                // acknowledges the GOAWAY ping, or only pings) is dropped
+                // after another idle timeout.
                 connection.as_mut().graceful_shutdown();
-                activity.touch();
                 tokio::select! {
                     result = connection.as_mut() => result,
                     () = activity.idle_for(self.idle_timeout) => {
@@ -414,12 +417,13 @@ struct WithConnection {
     router: Router,
     certificate: Option<ClientCertificate>,
     peer: SocketAddr,
+    activity: Arc<Activity>,
 }
 
 impl Service<Request<Incoming>> for WithConnection {
-    type Response = Response;
+    type Response = http::Response<GuardedBody<Body>>;
     type Error = Infallible;
-    type Future = <Router as Service<Request<Incoming>>>::Future;
+    type Future = Guarded<<Router as Service<Request<Incoming>>>::Future>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         Service::<Request<Incoming>>::poll_ready(&mut self.router, cx)
@@ -431,7 +435,37 @@ impl Service<Request<Incoming>> for WithConnection {
             extensions.insert(certificate.clone());
         }
         extensions.insert(ConnectInfo(self.peer));
-        self.router.call(request)
+        Guarded {
+            inner: self.router.call(request),
+            guard: Some(self.activity.begin()),
+        }
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// The router's future, whose response body keeps the request counted
+    /// as in flight.
+    struct Guarded<F> {
+        #[pin]
+        inner: F,
+        guard: Option<InFlight>,
+    }
+}
+
+impl<F> Future for Guarded<F>
+where
+    F: Future<Output = Result<Response, Infallible>>,
+{
+    type Output = Result<http::Response<GuardedBody<Body>>, Infallible>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        let response = match std::task::ready!(this.inner.poll(cx)) {
+            Ok(response) => response,
+            Err(never) => match never {},
+        };
+        let guard = this.guard.take();
+        Poll::Ready(Ok(response.map(|body| GuardedBody::new(body, guard))))
     }
 }
 
