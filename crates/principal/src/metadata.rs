@@ -259,12 +259,20 @@ fn checked_url(text: &str) -> Result<Uri, UrlProblem> {
         return Err(UrlProblem::Fragment);
     }
     let uri: Uri = text.parse().map_err(|_| UrlProblem::Invalid)?;
+    if uri.scheme().is_none() {
+        return Err(UrlProblem::Invalid);
+    }
     let authority = uri.authority().ok_or(UrlProblem::Invalid)?;
     if authority.as_str().contains('@') {
         return Err(UrlProblem::UserInfo);
     }
     if uri.query().is_some() {
         return Err(UrlProblem::Query);
+    }
+    // Served as a route, so no route syntax (`{param}`); not valid in a URL
+    // path unencoded anyway.
+    if uri.path().contains(['{', '}']) {
+        return Err(UrlProblem::Invalid);
     }
     match uri.scheme_str() {
         Some("https") => Ok(uri),
@@ -380,6 +388,16 @@ mod tests {
             resource(UrlProblem::UserInfo)
         );
         assert_eq!(problem("/relative"), resource(UrlProblem::Invalid));
+        assert_eq!(problem("api"), resource(UrlProblem::Invalid));
+        assert_eq!(problem("orders.example:443"), resource(UrlProblem::Invalid));
+        assert_eq!(
+            problem("https://r.example/{id}"),
+            resource(UrlProblem::Invalid)
+        );
+        assert_eq!(
+            problem("https://r.example/a{b"),
+            resource(UrlProblem::Invalid)
+        );
         assert_eq!(problem(""), resource(UrlProblem::Invalid));
         assert_eq!(
             problem("http://127.0.0.1.evil.example/"),
