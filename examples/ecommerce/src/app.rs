@@ -4,7 +4,7 @@
 use std::sync::{Arc, Mutex, PoisonError};
 
 use axum::extract::rejection::{JsonRejection, QueryRejection};
-use axum::extract::{Query, State};
+use axum::extract::{DefaultBodyLimit, Query, State};
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use axum::routing::{get, post};
@@ -97,7 +97,9 @@ fn router(mechanisms: &Mechanisms, store: Shared, metadata: Option<&ResourceMeta
     let reports_auth = auth(mechanisms.reports.clone());
 
     let read = get(list_orders).route_layer(RequireScopesLayer::all(["orders:read"]));
-    let write = post(create_order).route_layer(RequireScopesLayer::all(["orders:write"]));
+    let write = post(create_order)
+        .layer(DefaultBodyLimit::max(MAX_ORDER_BODY_BYTES))
+        .route_layer(RequireScopesLayer::all(["orders:write"]));
     let orders_api = Router::new()
         .route("/whoami", get(whoami))
         .route("/orders", read.merge(write))
@@ -195,6 +197,8 @@ fn one() -> u32 {
 const MAX_ITEM_CHARS: usize = 200;
 const MAX_QUANTITY: u32 = 10_000;
 const MAX_ORDERS: usize = 10_000;
+/// An order body is small; axum's default cap (2 MB) is far more than one needs.
+const MAX_ORDER_BODY_BYTES: usize = 16 * 1024;
 
 /// A refused request: the status axum chose (or 422) and a fixed text; what
 /// exactly was wrong goes to the debug log, not to the client.

@@ -62,17 +62,25 @@ enum Resource {
 }
 
 impl Resource {
-    fn for_listener(&self, url: &str, tls: bool) -> Result<Option<ResourceMetadata>, String> {
-        match self {
-            Self::Unpublished => Ok(None),
-            Self::Configured(metadata) => Ok(Some(metadata.clone())),
-            Self::PerListener { issuer } => app::metadata(url)
-                .authorization_server(issuer)
-                .certificate_bound_tokens(tls)
-                .build()
-                .map(Some)
-                .map_err(|e| format!("resource metadata for {url}: {e}")),
+    fn for_listener(&self, addr: SocketAddr, tls: bool) -> Option<ResourceMetadata> {
+        let issuer = match self {
+            Self::Unpublished => return None,
+            Self::Configured(metadata) => return Some(metadata.clone()),
+            Self::PerListener { issuer } => issuer,
+        };
+        let url = format!("{}://{addr}", if tls { "https" } else { "http" });
+        // An unspecified address (0.0.0.0) names no resource, and plain HTTP
+        // is one only on loopback: the demo runs on, without the document.
+        if addr.ip().is_unspecified() {
+            eprintln!("warning: no resource metadata on {url}: not a resource's address");
+            return None;
         }
+        app::metadata(&url)
+            .authorization_server(issuer)
+            .certificate_bound_tokens(tls)
+            .build()
+            .inspect_err(|e| eprintln!("warning: no resource metadata on {url}: {e}"))
+            .ok()
     }
 }
 
@@ -145,9 +153,7 @@ async fn run(plan: Plan) -> Result<(), String> {
         }
     }
 
-    let metadata = plan
-        .resource
-        .for_listener(&format!("http://{addr}"), false)?;
+    let metadata = plan.resource.for_listener(addr, false);
     let router = plan.app.router(metadata.as_ref());
     let plain_router = match plan.proxy {
         Some(layer) => router.layer(layer),
@@ -161,9 +167,7 @@ async fn run(plan: Plan) -> Result<(), String> {
 
     match tls {
         Some((listener, tls_addr, config)) => {
-            let metadata = plan
-                .resource
-                .for_listener(&format!("https://{tls_addr}"), true)?;
+            let metadata = plan.resource.for_listener(tls_addr, true);
             let router = plan.app.router(metadata.as_ref());
             let secure = tower_principal_mtls::serve(listener, config, router)
                 .with_graceful_shutdown(shutdown_signal());

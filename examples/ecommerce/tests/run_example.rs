@@ -252,25 +252,27 @@ async fn demo_mode_curl_commands_answer_as_printed() {
     assert_eq!(two.status(), 400, "two credentials on the reports API");
 
     // Bad order bodies: axum's status, the example's fixed words.
+    let huge = format!(r#"{{"item":"{}"}}"#, "a".repeat(20_000));
     for (body, status) in [
         ("not json", 400),
         (r#"{"item":"book","quantity":-1}"#, 422),
         (r#"{"item":"","quantity":1}"#, 422),
         (r#"{"item":"book","quantity":0}"#, 422),
         (r#"{"quantity":2}"#, 422),
+        (huge.as_str(), 413),
     ] {
         let response = client
             .post(format!("{base}/orders"))
             .header("authorization", bearer("WRITER_TOKEN"))
             .header("content-type", "application/json")
-            .body(body)
+            .body(body.to_owned())
             .send()
             .await
             .unwrap();
-        assert_eq!(response.status(), status, "{body}");
+        assert_eq!(response.status(), status, "{body:.40}");
         let text = response.text().await.unwrap();
         let answer: serde_json::Value = serde_json::from_str(&text).unwrap();
-        assert_eq!(answer["error"], "invalid_order", "{body}: {text}");
+        assert_eq!(answer["error"], "invalid_order", "{body:.40}: {text}");
         assert!(
             !text.contains("line 1") && !text.contains("Failed"),
             "{text}"
