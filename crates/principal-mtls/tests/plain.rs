@@ -121,12 +121,11 @@ async fn request_headers_are_bounded() {
     assert_eq!(too_large.unwrap().status(), 431);
 }
 
-#[tokio::test]
-async fn idle_http2_connection_is_closed_after_the_idle_timeout() {
-    let addr = start_with(|serve| serve.idle_timeout(Duration::from_millis(300))).await;
+/// Opens an HTTP/2 connection with prior knowledge: the preface and an empty
+/// SETTINGS frame (length 0, type 4, no flags, stream 0); returns once the
+/// server has sent its SETTINGS.
+async fn start_http2(addr: SocketAddr) -> TcpStream {
     let mut stream = TcpStream::connect(addr).await.unwrap();
-    // HTTP/2 with prior knowledge: the preface and an empty SETTINGS frame
-    // (length 0, type 4, no flags, stream 0), then nothing.
     stream
         .write_all(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\0\0\0\x04\0\0\0\0\0")
         .await
@@ -134,7 +133,13 @@ async fn idle_http2_connection_is_closed_after_the_idle_timeout() {
     let mut head = [0u8; 9];
     stream.read_exact(&mut head).await.unwrap();
     assert_eq!(head[3], 4, "the server answers with its SETTINGS");
+    stream
+}
 
+#[tokio::test]
+async fn idle_http2_connection_is_closed_after_the_idle_timeout() {
+    let addr = start_with(|serve| serve.idle_timeout(Duration::from_millis(300))).await;
+    let stream = start_http2(addr).await;
     let waited = time_until_closed(stream).await;
     assert!(
         waited >= Duration::from_millis(250),
@@ -154,13 +159,7 @@ async fn shutdown_does_not_wait_forever_for_a_silent_http2_peer() {
         });
     let server = tokio::spawn(std::future::IntoFuture::into_future(server));
 
-    let mut stream = TcpStream::connect(addr).await.unwrap();
-    stream
-        .write_all(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\0\0\0\x04\0\0\0\0\0")
-        .await
-        .unwrap();
-    let mut head = [0u8; 9];
-    stream.read_exact(&mut head).await.unwrap();
+    let stream = start_http2(addr).await;
 
     // The peer stays connected and never answers the GOAWAY ping.
     stop.send(()).unwrap();
@@ -169,15 +168,10 @@ async fn shutdown_does_not_wait_forever_for_a_silent_http2_peer() {
     drop(stream);
 }
 
-/// The HTTP/2 connection preface and an empty SETTINGS frame.
-const H2_START: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\0\0\0\x04\0\0\0\0\0";
-
 #[tokio::test]
 async fn http2_peer_that_only_pings_is_closed() {
     let addr = start_with(|serve| serve.idle_timeout(Duration::from_millis(300))).await;
-    let stream = TcpStream::connect(addr).await.unwrap();
-    let (mut read, mut write) = stream.into_split();
-    write.write_all(H2_START).await.unwrap();
+    let (mut read, mut write) = start_http2(addr).await.into_split();
     // A PING (length 8, type 6) every 50 ms: bytes move, no request ever.
     tokio::spawn(async move {
         let ping = b"\0\0\x08\x06\0\0\0\0\0pingpong";
