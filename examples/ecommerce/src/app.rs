@@ -31,6 +31,14 @@ pub(crate) const SCOPES: [&str; 4] = [
     "reports:generate",
 ];
 
+/// The RFC 9728 document one listener publishes.
+#[derive(Clone)]
+pub(crate) struct Published {
+    pub(crate) metadata: ResourceMetadata,
+    /// Whether every challenge names it (`resource_metadata="…"`).
+    pub(crate) in_challenges: bool,
+}
+
 /// The RFC 9728 document of this application, for the resource identified
 /// by `resource` (the URL its clients use).
 pub(crate) fn metadata(resource: &str) -> ResourceMetadataBuilder {
@@ -62,10 +70,10 @@ impl App {
         }
     }
 
-    /// The router of one listener; `metadata` is served at its well-known
-    /// path and named in every challenge.
-    pub(crate) fn router(&self, metadata: Option<&ResourceMetadata>) -> Router {
-        router(&self.mechanisms, self.store.clone(), metadata)
+    /// The router of one listener; `published` is served at its well-known
+    /// path (and named in challenges if it says so).
+    pub(crate) fn router(&self, published: Option<&Published>) -> Router {
+        router(&self.mechanisms, self.store.clone(), published)
     }
 }
 
@@ -74,12 +82,12 @@ impl App {
 /// credentials are refused alike everywhere; they differ in the audience a
 /// bearer token must carry: the reports API accepts only tokens for the
 /// reports audience.
-fn router(mechanisms: &Mechanisms, store: Shared, metadata: Option<&ResourceMetadata>) -> Router {
+fn router(mechanisms: &Mechanisms, store: Shared, published: Option<&Published>) -> Router {
     let issuers = mechanisms.orders.clone();
     let auth = |bearer: IssuerSet| {
         let mut builder = AuthLayer::builder().bearer(bearer).realm(REALM);
-        if let Some(metadata) = metadata {
-            builder = builder.resource_metadata(metadata);
+        if let Some(published) = published.filter(|p| p.in_challenges) {
+            builder = builder.resource_metadata(&published.metadata);
         }
         if let Some((api_keys, header)) = &mechanisms.api_keys {
             builder = builder
@@ -117,8 +125,8 @@ fn router(mechanisms: &Mechanisms, store: Shared, metadata: Option<&ResourceMeta
     let open = Router::new()
         .route("/healthz", get(|| async { "ok" }))
         .route("/ready", get(move || ready(issuers.clone())));
-    let open = match metadata {
-        Some(metadata) => open.merge(metadata.router()),
+    let open = match published {
+        Some(published) => open.merge(published.metadata.router()),
         None => open,
     };
     open.merge(orders_api).merge(reports_api)

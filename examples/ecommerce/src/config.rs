@@ -6,7 +6,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use serde::Deserialize;
-use tower_principal::ResourceMetadata;
+
+use crate::app::Published;
 use tower_principal_apikey::{ApiKeyAuthenticator, FileStore, KeyPrefix, MemoryStore};
 use tower_principal_jwt::{Algorithm, IssuerSet, JwksCache, JwtValidator, TypPolicy};
 use tower_principal_mtls::{
@@ -46,6 +47,9 @@ pub(crate) struct ResourceSection {
     pub(crate) authorization_servers: Option<Vec<String>>,
     pub(crate) name: Option<String>,
     pub(crate) documentation: Option<String>,
+    /// Whether every challenge names the document (`resource_metadata="…"`).
+    #[serde(default = "default_true")]
+    pub(crate) challenges: bool,
 }
 
 /// `[jwt]`: one trusted issuer inline (`issuer`, `audiences`, `jwks_uri` or
@@ -367,7 +371,7 @@ impl Config {
     /// The RFC 9728 document, when `[resource]` is configured. Tokens may be
     /// certificate-bound when a TLS listener or a trusted proxy passes
     /// client certificates on.
-    pub(crate) fn resource_metadata(&self) -> Result<Option<ResourceMetadata>, ConfigProblem> {
+    pub(crate) fn resource_metadata(&self) -> Result<Option<Published>, ConfigProblem> {
         let Some(section) = &self.resource else {
             return Ok(None);
         };
@@ -386,7 +390,10 @@ impl Config {
         if let Some(page) = &section.documentation {
             builder = builder.resource_documentation(page);
         }
-        Ok(Some(builder.build()?))
+        Ok(Some(Published {
+            metadata: builder.build()?,
+            in_challenges: section.challenges,
+        }))
     }
 }
 
@@ -525,6 +532,39 @@ mod tests {
         let (orders, reports) = config.jwt.issuer_sets("reporting-service").unwrap();
         assert_eq!(orders.issuers().count(), 2);
         assert_eq!(reports.issuers().count(), 2);
+    }
+
+    #[test]
+    fn resource_section_names_the_issuers_and_may_stay_out_of_challenges() {
+        let text = |extra: &str| {
+            format!(
+                "[jwt]\nissuer = \"https://idp.example/\"\naudiences = [\"a\"]\n\
+                 [resource]\nidentifier = \"https://orders.example/api\"\n{extra}"
+            )
+        };
+        let config: Config = toml::from_str(&text("")).unwrap();
+        let published = config.resource_metadata().unwrap().unwrap();
+        assert!(published.in_challenges);
+        let document: serde_json::Value =
+            serde_json::from_slice(published.metadata.document()).unwrap();
+        assert_eq!(
+            document["authorization_servers"],
+            serde_json::json!(["https://idp.example/"])
+        );
+        assert_eq!(
+            document.get("tls_client_certificate_bound_access_tokens"),
+            None
+        );
+
+        let config: Config = toml::from_str(&text("challenges = false")).unwrap();
+        assert!(!config.resource_metadata().unwrap().unwrap().in_challenges);
+
+        let config: Config =
+            toml::from_str(&text("authorization_servers = [\"http://x\"]")).unwrap();
+        assert!(matches!(
+            config.resource_metadata(),
+            Err(ConfigProblem::Resource(_))
+        ));
     }
 
     #[test]

@@ -17,10 +17,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use clap::Parser;
-use tower_principal::ResourceMetadata;
 use tower_principal_mtls::ClientCertHeaderLayer;
 
-use crate::app::App;
+use crate::app::{App, Published};
 
 use crate::config::{
     Config, ConfigProblem, DEFAULT_LISTEN, DEFAULT_TLS_LISTEN, Mechanisms, StartupSetting,
@@ -55,17 +54,18 @@ enum Resource {
     /// No `[resource]` section: nothing published.
     Unpublished,
     /// The configured identifier, the same on every listener.
-    Configured(ResourceMetadata),
+    Configured(Published),
     /// The demo: each listener is its own resource identifier (its URL),
-    /// naming the demo issuer.
+    /// naming the demo issuer. Served only: the demo's challenges stay as
+    /// they were before the document existed.
     PerListener { issuer: String },
 }
 
 impl Resource {
-    fn for_listener(&self, addr: SocketAddr, tls: bool) -> Option<ResourceMetadata> {
+    fn for_listener(&self, addr: SocketAddr, tls: bool) -> Option<Published> {
         let issuer = match self {
             Self::Unpublished => return None,
-            Self::Configured(metadata) => return Some(metadata.clone()),
+            Self::Configured(published) => return Some(published.clone()),
             Self::PerListener { issuer } => issuer,
         };
         let url = format!("{}://{addr}", if tls { "https" } else { "http" });
@@ -81,6 +81,10 @@ impl Resource {
             .build()
             .inspect_err(|e| eprintln!("warning: no resource metadata on {url}: {e}"))
             .ok()
+            .map(|metadata| Published {
+                metadata,
+                in_challenges: false,
+            })
     }
 }
 
@@ -240,7 +244,7 @@ async fn from_config(path: &Path, cli: &Cli) -> Result<Plan, ConfigProblem> {
     };
     let proxy = config.proxy.clone().map(ClientCertHeaderLayer::from);
     let resource = match config.resource_metadata()? {
-        Some(metadata) => Resource::Configured(metadata),
+        Some(published) => Resource::Configured(published),
         None => Resource::Unpublished,
     };
 
