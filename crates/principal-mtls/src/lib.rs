@@ -117,6 +117,6 @@ pub use proxy::{
 };
 pub use server::config::{ClientAuth, TlsConfigError, TlsServerConfig, TlsServerConfigBuilder};
 pub use server::serve::{
-    DEFAULT_HANDSHAKE_TIMEOUT, DEFAULT_HEADER_READ_TIMEOUT, DEFAULT_IDLE_TIMEOUT,
-    DEFAULT_MAX_HEADER_LIST_BYTES, Serve, serve, serve_plain,
+    DEFAULT_HANDSHAKE_TIMEOUT, DEFAULT_HEADER_READ_TIMEOUT, DEFAULT_IDLE_TIMEOUT, Serve, serve,
+    serve_plain,
 };

@@ -107,18 +107,24 @@ async fn idle_keep_alive_connection_is_closed_after_a_request() {
 }
 
 #[tokio::test]
-async fn request_headers_are_bounded() {
-    let addr = start(Duration::from_secs(30)).await;
+async fn request_headers_are_bounded_as_configured() {
+    let limit = 32 * 1024;
+    let bounded = start_with(|serve| serve.max_header_list_bytes(limit)).await;
+    // By default hyper's HTTP/1.1 bound (about 400 KB) applies, so that an
+    // oversized token still reaches the validator (and is 401 there).
+    let default = start(Duration::from_secs(30)).await;
     let client = reqwest::Client::new();
-    let with_header = |bytes: usize| {
+    let with_header = |addr: SocketAddr, bytes: usize| {
         client
             .get(format!("http://{addr}/peer"))
             .header("x-filler", "a".repeat(bytes))
             .send()
     };
-    assert_eq!(with_header(16 * 1024).await.unwrap().status(), 200);
-    let too_large = with_header(tower_principal_mtls::DEFAULT_MAX_HEADER_LIST_BYTES + 1).await;
+    assert_eq!(with_header(bounded, 16 * 1024).await.unwrap().status(), 200);
+    let too_large = with_header(bounded, limit + 1).await;
     assert_eq!(too_large.unwrap().status(), 431);
+    let default = with_header(default, 100 * 1024).await;
+    assert_eq!(default.unwrap().status(), 200);
 }
 
 /// Opens an HTTP/2 connection with prior knowledge: the preface and an empty

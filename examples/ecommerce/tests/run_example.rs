@@ -250,6 +250,26 @@ async fn demo_mode_curl_commands_answer_as_printed() {
         .await
         .unwrap();
     assert_eq!(two.status(), 400, "two credentials on the reports API");
+    let oversized = client
+        .get(format!("{base}/whoami"))
+        .header(
+            "authorization",
+            format!("Bearer {}", "a".repeat(100 * 1024)),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        oversized.status(),
+        401,
+        "a 100 KB token reaches the validator"
+    );
+    assert!(
+        oversized.headers()["www-authenticate"]
+            .to_str()
+            .unwrap()
+            .contains(r#"error="invalid_token""#)
+    );
 
     // Bad order bodies: axum's status, the example's fixed words.
     let huge = format!(r#"{{"item":"{}"}}"#, "a".repeat(20_000));
