@@ -7,6 +7,8 @@
 //! and keeps an HTTP/2 connection that exchanged its settings and then sends
 //! nothing (or only pings) forever; this bounds both.
 
+use std::convert::Infallible;
+use std::future::Future;
 use std::io;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -46,7 +48,7 @@ impl Activity {
     }
 
     /// Counts a request as in flight until the returned guard is dropped.
-    pub(super) fn begin(self: &Arc<Self>) -> InFlight {
+    fn begin(self: &Arc<Self>) -> InFlight {
         self.requested.store(true, Ordering::Relaxed);
         self.in_flight.fetch_add(1, Ordering::Relaxed);
         InFlight(self.clone())
@@ -75,11 +77,47 @@ impl Activity {
 
 /// One request in flight; see [`Activity::begin`].
 #[derive(Debug)]
-pub(super) struct InFlight(Arc<Activity>);
+struct InFlight(Arc<Activity>);
 
 impl Drop for InFlight {
     fn drop(&mut self) {
         self.0.in_flight.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+pin_project! {
+    /// A service's response future that counts its request as in flight
+    /// from the call until the response body ends ([`GuardedBody`]).
+    pub(super) struct Guarded<F> {
+        #[pin]
+        inner: F,
+        guard: Option<InFlight>,
+    }
+}
+
+impl<F> Guarded<F> {
+    pub(super) fn new(inner: F, activity: &Arc<Activity>) -> Self {
+        Self {
+            inner,
+            guard: Some(activity.begin()),
+        }
+    }
+}
+
+impl<F, B> Future for Guarded<F>
+where
+    F: Future<Output = Result<http::Response<B>, Infallible>>,
+{
+    type Output = Result<http::Response<GuardedBody<B>>, Infallible>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        let response = match std::task::ready!(this.inner.poll(cx)) {
+            Ok(response) => response,
+            Err(never) => match never {},
+        };
+        let guard = this.guard.take();
+        Poll::Ready(Ok(response.map(|body| GuardedBody { body, guard })))
     }
 }
 
@@ -90,12 +128,6 @@ pin_project! {
         #[pin]
         body: B,
         guard: Option<InFlight>,
-    }
-}
-
-impl<B> GuardedBody<B> {
-    pub(super) fn new(body: B, guard: Option<InFlight>) -> Self {
-        Self { body, guard }
     }
 }
 

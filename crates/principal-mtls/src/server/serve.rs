@@ -14,7 +14,6 @@ use std::time::Duration;
 use axum::Router;
 use axum::body::Body;
 use axum::extract::ConnectInfo;
-use axum::response::Response;
 use http::Request;
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
@@ -28,7 +27,7 @@ use tokio_rustls::TlsAcceptor;
 use tower_principal::ClientCertificate;
 use tower_service::Service;
 
-use super::idle::{Activity, GuardedBody, InFlight, Tracked};
+use super::idle::{Activity, Guarded, GuardedBody, Tracked};
 use crate::parse_certificate;
 
 type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send + 'static>>;
@@ -113,11 +112,17 @@ pub struct Serve {
     listener: TcpListener,
     acceptor: Option<TlsAcceptor>,
     router: Router,
+    limits: Limits,
+    shutdown: Option<BoxFuture<()>>,
+}
+
+/// The per-connection bounds a [`Serve`] hands to each connection.
+#[derive(Clone, Copy, Debug)]
+struct Limits {
     handshake_timeout: Duration,
     header_read_timeout: Duration,
     idle_timeout: Duration,
     max_header_list_bytes: Option<usize>,
-    shutdown: Option<BoxFuture<()>>,
 }
 
 impl Serve {
@@ -126,10 +131,12 @@ impl Serve {
             listener,
             acceptor,
             router,
-            handshake_timeout: DEFAULT_HANDSHAKE_TIMEOUT,
-            header_read_timeout: DEFAULT_HEADER_READ_TIMEOUT,
-            idle_timeout: DEFAULT_IDLE_TIMEOUT,
-            max_header_list_bytes: None,
+            limits: Limits {
+                handshake_timeout: DEFAULT_HANDSHAKE_TIMEOUT,
+                header_read_timeout: DEFAULT_HEADER_READ_TIMEOUT,
+                idle_timeout: DEFAULT_IDLE_TIMEOUT,
+                max_header_list_bytes: None,
+            },
             shutdown: None,
         }
     }
@@ -137,7 +144,7 @@ impl Serve {
     /// Bounds the arrival of each HTTP/1.1 request head, and the idle time
     /// of keep-alive connections (30 s by default).
     pub fn header_read_timeout(mut self, timeout: Duration) -> Self {
-        self.header_read_timeout = timeout;
+        self.limits.header_read_timeout = timeout;
         self
     }
 
@@ -148,7 +155,7 @@ impl Serve {
     /// The close is graceful: requests in flight finish, no new ones are
     /// taken; a connection that then stays idle as long again is dropped.
     pub fn idle_timeout(mut self, timeout: Duration) -> Self {
-        self.idle_timeout = timeout;
+        self.limits.idle_timeout = timeout;
         self
     }
 
@@ -159,13 +166,13 @@ impl Serve {
     /// (Tokens above the validator's own cap, 8 KiB by default, are 401
     /// `invalid_token` as long as they get through this bound.)
     pub fn max_header_list_bytes(mut self, bytes: usize) -> Self {
-        self.max_header_list_bytes = Some(bytes.max(MIN_HEADER_LIST_BYTES));
+        self.limits.max_header_list_bytes = Some(bytes.max(MIN_HEADER_LIST_BYTES));
         self
     }
 
     /// Bounds the TLS handshake of each connection (10 s by default).
     pub fn handshake_timeout(mut self, timeout: Duration) -> Self {
-        self.handshake_timeout = timeout;
+        self.limits.handshake_timeout = timeout;
         self
     }
 
@@ -208,10 +215,7 @@ impl Serve {
                 acceptor: self.acceptor.clone(),
                 router: self.router.clone(),
                 peer,
-                handshake_timeout: self.handshake_timeout,
-                header_read_timeout: self.header_read_timeout,
-                idle_timeout: self.idle_timeout,
-                max_header_list_bytes: self.max_header_list_bytes,
+                limits: self.limits,
                 stop: stop_rx.clone(),
             };
             tokio::spawn(connection.run(stream));
@@ -240,10 +244,7 @@ impl fmt::Debug for Serve {
         f.debug_struct("Serve")
             .field("listener", &self.listener)
             .field("tls", &self.acceptor.is_some())
-            .field("handshake_timeout", &self.handshake_timeout)
-            .field("header_read_timeout", &self.header_read_timeout)
-            .field("idle_timeout", &self.idle_timeout)
-            .field("max_header_list_bytes", &self.max_header_list_bytes)
+            .field("limits", &self.limits)
             .field("graceful_shutdown", &self.shutdown.is_some())
             .finish_non_exhaustive()
     }
@@ -270,10 +271,7 @@ struct Connection {
     acceptor: Option<TlsAcceptor>,
     router: Router,
     peer: SocketAddr,
-    handshake_timeout: Duration,
-    header_read_timeout: Duration,
-    idle_timeout: Duration,
-    max_header_list_bytes: Option<usize>,
+    limits: Limits,
     stop: watch::Receiver<()>,
 }
 
@@ -287,7 +285,8 @@ impl Connection {
             return self.serve_http(stream, None, Protocol::Detect).await;
         };
 
-        let handshake = tokio::time::timeout(self.handshake_timeout, acceptor.accept(stream));
+        let handshake =
+            tokio::time::timeout(self.limits.handshake_timeout, acceptor.accept(stream));
         let tls = match handshake.await {
             Ok(Ok(tls)) => tls,
             Ok(Err(error)) => {
@@ -333,7 +332,7 @@ impl Connection {
         // head, so a connection that sends nothing at all (after its TLS
         // handshake, or at all) would be kept forever: cut it off here.
         let mut io = BufReader::new(io);
-        match tokio::time::timeout(self.header_read_timeout, io.fill_buf()).await {
+        match tokio::time::timeout(self.limits.header_read_timeout, io.fill_buf()).await {
             Ok(Ok(bytes)) if !bytes.is_empty() => {}
             Ok(_) => return,
             Err(_) => {
@@ -352,9 +351,9 @@ impl Connection {
         builder
             .http1()
             .timer(TokioTimer::new())
-            .header_read_timeout(self.header_read_timeout);
+            .header_read_timeout(self.limits.header_read_timeout);
         builder.http2().timer(TokioTimer::new());
-        if let Some(bytes) = self.max_header_list_bytes {
+        if let Some(bytes) = self.limits.max_header_list_bytes {
             // hyper's HTTP/1.1 read buffer bounds the request head.
             builder.http1().max_buf_size(bytes);
             let header_list = u32::try_from(bytes).unwrap_or(u32::MAX);
@@ -375,7 +374,7 @@ impl Connection {
         let finished = tokio::select! {
             result = connection.as_mut() => Some(result),
             _ = self.stop.changed() => None,
-            () = activity.idle_for(self.idle_timeout) => {
+            () = activity.idle_for(self.limits.idle_timeout) => {
                 tracing::debug!(peer = %self.peer, "connection idle; closing it");
                 None
             }
@@ -390,7 +389,7 @@ impl Connection {
                 connection.as_mut().graceful_shutdown();
                 tokio::select! {
                     result = connection.as_mut() => result,
-                    () = activity.idle_for(self.idle_timeout) => {
+                    () = activity.idle_for(self.limits.idle_timeout) => {
                         tracing::debug!(peer = %self.peer, "connection did not close in time; dropped");
                         return;
                     }
@@ -436,37 +435,7 @@ impl Service<Request<Incoming>> for WithConnection {
             extensions.insert(certificate.clone());
         }
         extensions.insert(ConnectInfo(self.peer));
-        Guarded {
-            inner: self.router.call(request),
-            guard: Some(self.activity.begin()),
-        }
-    }
-}
-
-pin_project_lite::pin_project! {
-    /// The router's future, whose response body keeps the request counted
-    /// as in flight.
-    struct Guarded<F> {
-        #[pin]
-        inner: F,
-        guard: Option<InFlight>,
-    }
-}
-
-impl<F> Future for Guarded<F>
-where
-    F: Future<Output = Result<Response, Infallible>>,
-{
-    type Output = Result<http::Response<GuardedBody<Body>>, Infallible>;
-
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let this = self.project();
-        let response = match std::task::ready!(this.inner.poll(cx)) {
-            Ok(response) => response,
-            Err(never) => match never {},
-        };
-        let guard = this.guard.take();
-        Poll::Ready(Ok(response.map(|body| GuardedBody::new(body, guard))))
+        Guarded::new(self.router.call(request), &self.activity)
     }
 }
 
