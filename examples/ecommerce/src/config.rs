@@ -36,8 +36,9 @@ pub(crate) struct Config {
 }
 
 /// `[resource]`: the RFC 9728 protected resource metadata, served at
-/// `/.well-known/oauth-protected-resource` (plus the identifier's path) and
-/// named in every challenge. Without this section nothing is published.
+/// `/.well-known/oauth-protected-resource` (plus the identifier's path) and,
+/// unless `challenges = false`, named in every challenge. Without this
+/// section nothing is published.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct ResourceSection {
